@@ -1,0 +1,59 @@
+# textops — run `make help` for the targets. Two commands matter for a newcomer:
+#   make demo   creates the environment if needed and runs the loop on embedded defaults
+#   make test   installs everything the tests need, starts the servers, runs the whole suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed-stamp
+export TEXTOPS_HOME ?= $(CURDIR)/.textops
+export TEXTOPS_CACHE ?= $(HOME)/.cache/textops
+
+include mk/servers.mk
+
+.PHONY: help venv demo test test-unit lint format system-deps tools benchmark clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --progress-bar off -e '.[serving,operator,dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install the package with its extras
+
+demo: $(STAMP) ## snapshot the built-in data, train, register, promote, print a summary
+	$(VENV)/bin/textops demo
+
+system-deps: ## install the Debian packages the tests need (MariaDB, Prometheus) if missing
+	@command -v mariadbd >/dev/null && command -v promtool >/dev/null && test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    mariadb-server prometheus fonts-wqy-microhei >/dev/null; }
+
+tools: system-deps servers-tools ## build (or reuse from the cache) every server binary
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: $(STAMP) tools lint ## install everything, start the servers, run the whole suite
+	$(PY) -m pytest
+
+test-unit: $(STAMP) ## the fast part: no servers, no cluster, no full-corpus training
+	$(PY) -m pytest -m "not integration and not cluster and not slow"
+
+benchmark: $(STAMP) ## XGBoost default vs TF-IDF + logistic regression, side by side
+	$(PY) benchmarks/training.py
+
+clean: ## remove the embedded stores and caches in this checkout (not the tool cache)
+	rm -rf .textops .mypy_cache .ruff_cache reports

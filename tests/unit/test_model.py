@@ -1,0 +1,73 @@
+"""The classifier works for any label set; metrics, reference profile and holdout are sound."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.synthetic import make_rows
+from textops.data.split import in_holdout, split_indices
+from textops.errors import TextopsError
+from textops.model.classifier import ClassifierParams, TextClassifier, XGBoostParams
+from textops.model.evaluation import evaluate, expected_calibration_error
+from textops.monitoring.reference import build_reference_profile, histogram
+
+FAST = ClassifierParams(xgb=XGBoostParams(n_estimators=40))
+
+
+def test_four_classes_train_and_predict_well() -> None:
+    rows = make_rows(n_per_class=80, classes=4)
+    texts, labels = [t for t, _ in rows], [label for _, label in rows]
+    train, hold = split_indices(texts, 0.25)
+    clf = TextClassifier(FAST).fit([texts[i] for i in train], [labels[i] for i in train])
+    assert clf.classes == sorted(set(labels)) and len(clf.classes) == 4
+    proba = clf.predict_proba([texts[i] for i in hold])
+    assert proba.shape == (len(hold), 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    result = evaluate([labels[i] for i in hold], proba, clf.classes)
+    assert result.macro_f1 > 0.8, result.metrics()
+    assert set(result.per_class) == set(clf.classes)
+    assert clf.predict_proba([]).shape == (0, 4)
+
+
+def test_one_label_is_refused() -> None:
+    with pytest.raises(TextopsError, match="at least two labels"):
+        TextClassifier(FAST).fit(["好", "很好"], ["a", "a"])
+
+
+def test_evaluation_counts_unknown_truth_as_errors() -> None:
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    result = evaluate(["a", "b", "c"], proba, ["a", "b"])
+    assert result.classes == ["a", "b", "c"]
+    assert result.accuracy == pytest.approx(2 / 3)
+    assert result.per_class["c"]["recall"] == 0.0
+    assert result.confusion == [[1, 0, 0], [0, 1, 0], [1, 0, 0]]
+
+
+def test_calibration_error_is_zero_when_confidence_matches_accuracy() -> None:
+    correct = np.array([True, True, False, False])
+    assert expected_calibration_error(correct, np.array([0.5, 0.5, 0.5, 0.5])) == 0.0
+    assert expected_calibration_error(correct, np.array([1.0, 1.0, 1.0, 1.0])) == 0.5
+
+
+def test_reference_profile_distributions_are_probabilities() -> None:
+    texts = ["房间很好", "服务差!", "abc 很一般", "书的情节不错？"]
+    proba = np.array([[0.9, 0.1], [0.3, 0.7], [0.45, 0.55], [0.2, 0.8]])
+    profile = build_reference_profile(texts, ["p", "n", "p", "n"], ["n", "p"], proba)
+    for key in ("confidence", "length", "non_chinese_share"):
+        assert sum(profile[key]["probabilities"]) == pytest.approx(1.0)
+    assert profile["label_prior"] == {"n": 0.5, "p": 0.5}
+    assert profile["prediction_prior"] == {"n": 0.25, "p": 0.75}
+    assert profile["char_ngrams"]["top"]["很"] > 0 and "a" in profile["vocabulary"]
+    assert profile["length"]["edges"][-1] is None  # +inf, JSON-safe
+    assert histogram([5, 50, 500], [0, 10, 100]) == pytest.approx([1 / 3, 2 / 3], abs=1e-6)
+
+
+def test_holdout_is_pinned_per_text_and_near_the_fraction() -> None:
+    texts = [f"评论{i}" for i in range(5000)]
+    _, hold = split_indices(texts)
+    assert 0.17 < len(hold) / len(texts) < 0.23
+    # a text keeps its side whatever else is in the dataset
+    _, hold_again = split_indices(list(reversed(texts)))
+    assert {texts[i] for i in hold} == {texts[::-1][i] for i in hold_again}
+    assert in_holdout(texts[hold[0]])

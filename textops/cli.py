@@ -1,0 +1,225 @@
+"""The ``textops`` command line: data versions, training, promotion and the demo.
+
+Expected failures (bad rows, unreachable servers, missing datasets) print one line on stderr and
+exit 1; usage errors exit 2. ``--json`` prints machine-readable results on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from textops.errors import InvalidDataError, TextopsError
+from textops.settings import Settings, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if getattr(args, "data_uri", None):
+        settings = replace(settings, data_uri=args.data_uri)
+    handler: Callable[[argparse.Namespace, Settings], Any] = args.handler
+    try:
+        # libraries print chatter on stdout (MLflow's "View run at ..."): keep stdout for results
+        with contextlib.redirect_stdout(sys.stderr):
+            result = handler(args, settings)
+    except InvalidDataError as exc:
+        print(f"textops: error: {exc.report()}", file=sys.stderr)
+        return 1
+    except TextopsError as exc:
+        print(f"textops: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("textops: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from mlflow.exceptions import MlflowException
+
+        if isinstance(exc, MlflowException):
+            first = str(exc.message).strip().splitlines()[0] if exc.message else repr(exc)
+            print(f"textops: error: MLflow: {first}", file=sys.stderr)
+            return 1
+        raise
+    if result is not None:
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+        else:
+            print(_human(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="textops", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the result as JSON")
+    common.add_argument(
+        "--data-uri",
+        help="dataset store (directory or s3://bucket/prefix); "
+        "default $TEXTOPS_DATA_URI or $TEXTOPS_HOME/datasets",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="dataset versions").add_subparsers(
+        dest="data_command", required=True, metavar="ACTION"
+    )
+    snap = data.add_parser(
+        "snapshot", parents=[common], help="validate rows and store an immutable dataset version"
+    )
+    snap.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="a .jsonl/.csv/.tsv file or a folder of LABEL.txt files "
+        "(default: the built-in review corpus)",
+    )
+    snap.add_argument("--labels", help="comma-separated allowed labels (others are refused)")
+    snap.add_argument(
+        "--drop-duplicates",
+        action="store_true",
+        help="drop repeated rows and texts with conflicting labels instead of refusing the file",
+    )
+    snap.add_argument("--parent", help="dataset id this version derives from")
+    snap.set_defaults(handler=_data_snapshot)
+    lst = data.add_parser("list", parents=[common], help="list dataset versions, oldest first")
+    lst.set_defaults(handler=_data_list)
+    show = data.add_parser("show", parents=[common], help="show one version (verifies its hash)")
+    show.add_argument("id", help="dataset id, a unique prefix, or 'latest'")
+    show.add_argument("--rows", type=int, default=5, help="sample rows to print")
+    show.set_defaults(handler=_data_show)
+
+    tr = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train on a dataset version, log to MLflow, register @challenger",
+    )
+    tr.add_argument("--dataset", default="latest", help="dataset id (default: latest)")
+    tr.add_argument("--no-register", action="store_true", help="log the run only")
+    tr.add_argument("--n-estimators", type=int, help="XGBoost trees (default 300)")
+    tr.add_argument("--max-depth", type=int, help="XGBoost depth (default 4)")
+    tr.set_defaults(handler=_train)
+
+    pr = sub.add_parser(
+        "promote",
+        parents=[common],
+        help="gate @challenger against @champion and move the alias if it wins",
+    )
+    _policy_args(pr)
+    pr.set_defaults(handler=_promote)
+
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="snapshot the built-in data, train, register, promote, summarise",
+    )
+    _policy_args(demo)
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _policy_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="latest", help="dataset whose holdout is used")
+    parser.add_argument(
+        "--metric",
+        default="macro_f1",
+        choices=["macro_f1", "accuracy", "log_loss", "calibration_error"],
+    )
+    parser.add_argument("--min-improvement", type=float, default=0.0)
+    parser.add_argument(
+        "--max-recall-drop",
+        type=float,
+        default=0.05,
+        help="refuse if any class's recall drops by more than this",
+    )
+
+
+def _policy(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from textops.registry.promotion import PromotionPolicy
+
+    try:
+        return PromotionPolicy(args.metric, args.min_improvement, args.max_recall_drop)
+    except ValueError as exc:
+        raise TextopsError(str(exc)) from exc
+
+
+def _data_snapshot(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from textops.data.snapshot import take_snapshot
+
+    labels = {x.strip() for x in args.labels.split(",") if x.strip()} if args.labels else None
+    result = take_snapshot(settings, args.source, labels, args.drop_duplicates, args.parent)
+    return {
+        **result.dataset.manifest.to_dict(),
+        "store": result.store_uri,
+        "created": result.created,
+        "validation": result.report.summary(),
+    }
+
+
+def _data_list(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]]:
+    from textops.data.store import open_store
+
+    return [m.to_dict() for m in open_store(settings.data_uri, settings).list()]
+
+
+def _data_show(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from textops.data.store import open_store
+
+    dataset = open_store(settings.data_uri, settings).get(args.id)
+    return {
+        **dataset.manifest.to_dict(),
+        "verified": True,
+        "sample": [{"text": r.text, "label": r.label} for r in dataset.rows[: args.rows]],
+    }
+
+
+def _train(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from textops.model.classifier import ClassifierParams, XGBoostParams
+    from textops.training.pipeline import train
+
+    xgb = XGBoostParams()
+    if args.n_estimators:
+        xgb = replace(xgb, n_estimators=args.n_estimators)
+    if args.max_depth:
+        xgb = replace(xgb, max_depth=args.max_depth)
+    result = train(settings, args.dataset, ClassifierParams(xgb=xgb), not args.no_register)
+    return result.summary()
+
+
+def _promote(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from textops.registry.gate import promote
+
+    return promote(settings, _policy(args), args.dataset).summary()
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from textops.demo import run_demo
+
+    return run_demo(settings, _policy(args))
+
+
+def _human(result: Any, indent: int = 0) -> str:
+    """A compact, readable rendering of nested dicts and lists."""
+    pad = "  " * indent
+    if isinstance(result, list):
+        return (
+            "\n".join(
+                _human(item, indent) + ("\n" if isinstance(item, dict) else "") for item in result
+            ).rstrip()
+            or f"{pad}(none)"
+        )
+    if isinstance(result, dict):
+        lines = []
+        for key, value in result.items():
+            if isinstance(value, dict | list) and value:
+                lines.append(f"{pad}{key}:")
+                lines.append(_human(value, indent + 1))
+            else:
+                lines.append(f"{pad}{key}: {value}")
+        return "\n".join(lines)
+    return f"{pad}{result}"

@@ -1,0 +1,1 @@
+"""Labelled text data: parsing and validation, immutable content-addressed versions, stores."""

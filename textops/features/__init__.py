@@ -1,0 +1,1 @@
+"""Text → numeric features for the classifier (character n-grams by default)."""

@@ -1,0 +1,1 @@
+"""The classifier, its evaluation and plots, and the MLflow pyfunc that serves it."""

@@ -1,0 +1,1 @@
+"""Monitoring logic (pure): the drift reference profile and, later, streaming drift statistics."""

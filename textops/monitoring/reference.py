@@ -1,0 +1,110 @@
+"""The drift reference profile: what "normal" looked like at training time (pure).
+
+Logged with every trained model so that the serving side compares live traffic against the
+data the serving version actually learnt from. Every distribution is stored as bin edges plus
+probabilities so a streaming window only needs to bin its own values the same way:
+
+- ``label_prior``: share of each label in the training rows (label drift);
+- ``prediction_prior``: share of each predicted class on the holdout (prediction drift);
+- ``confidence``: histogram of the top-class probability on the holdout — held-out, because
+  in-sample confidence is inflated and would make every live window look drifted;
+- ``length`` (decile edges of the training texts) and ``non_chinese_share`` histograms;
+- ``char_ngrams``: the most frequent character uni- and bigrams with their probabilities and
+  the mass of all others (feature drift over the model's actual input units);
+- ``vocabulary``: every character seen in training, to count unseen characters online.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from textops.features.text_stats import non_chinese_share
+
+PROFILE_VERSION = 1
+CONFIDENCE_BINS = 10
+LENGTH_BINS = 10
+NON_CHINESE_EDGES = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
+TOP_NGRAMS = 1000
+
+
+def histogram(values: Iterable[float], edges: Sequence[float]) -> list[float]:
+    """Share of values per bin; values beyond the outer edges fall into the outer bins."""
+    array = np.asarray(list(values), dtype=float)
+    bins = len(edges) - 1
+    if len(array) == 0:
+        return [0.0] * bins
+    index = np.clip(np.searchsorted(np.asarray(edges[1:-1]), array, side="right"), 0, bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    return (counts / counts.sum()).round(6).tolist()
+
+
+def char_ngrams(text: str, sizes: Sequence[int] = (1, 2)) -> Iterable[str]:
+    compact = "".join(text.split())
+    for n in sizes:
+        for i in range(len(compact) - n + 1):
+            yield compact[i : i + n]
+
+
+def length_edges(lengths: Sequence[int]) -> list[float]:
+    """Decile edges of the training lengths, strictly increasing, open at both ends.
+
+    The last edge is +infinity (``null`` once written as JSON).
+    """
+    inner = np.unique(np.quantile(lengths, np.linspace(0, 1, LENGTH_BINS + 1)[1:-1]))
+    return [0.0, *[float(x) for x in inner], float("inf")]
+
+
+def shares(values: Iterable[str], classes: Sequence[str]) -> dict[str, float]:
+    counts = Counter(values)
+    total = max(sum(counts.values()), 1)
+    return {c: round(counts.get(c, 0) / total, 6) for c in classes}
+
+
+def build_reference_profile(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    classes: Sequence[str],
+    holdout_proba: np.ndarray,
+) -> dict[str, Any]:
+    """Profile the training texts and the model's held-out predictions."""
+    lengths = [len(t) for t in texts]
+    edges = length_edges(lengths)
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(char_ngrams(text))
+    total = max(sum(counts.values()), 1)
+    top = counts.most_common(TOP_NGRAMS)
+    conf_edges = np.linspace(0.0, 1.0, CONFIDENCE_BINS + 1).round(6).tolist()
+    predicted = [classes[i] for i in holdout_proba.argmax(axis=1)] if len(holdout_proba) else []
+    return {
+        "version": PROFILE_VERSION,
+        "classes": list(classes),
+        "samples": len(texts),
+        "holdout_samples": len(holdout_proba),
+        "label_prior": shares(labels, classes),
+        "prediction_prior": shares(predicted, classes),
+        "confidence": {
+            "edges": conf_edges,
+            "probabilities": histogram(
+                holdout_proba.max(axis=1) if len(predicted) else [], conf_edges
+            ),
+        },
+        "length": {
+            "edges": [e if np.isfinite(e) else None for e in edges],
+            "probabilities": histogram(lengths, edges),
+        },
+        "non_chinese_share": {
+            "edges": NON_CHINESE_EDGES,
+            "probabilities": histogram([non_chinese_share(t) for t in texts], NON_CHINESE_EDGES),
+        },
+        "char_ngrams": {
+            "sizes": [1, 2],
+            "top": {gram: round(n / total, 8) for gram, n in top},
+            "other": round(1 - sum(n for _, n in top) / total, 8),
+        },
+        "vocabulary": "".join(sorted({ch for t in texts for ch in t if not ch.isspace()})),
+    }

@@ -1,0 +1,1 @@
+"""MLflow tracking and registry: lineage, logging training runs, and the promotion gate."""

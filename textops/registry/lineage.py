@@ -1,0 +1,60 @@
+"""Pipeline lineage: which code produced a model, recorded as tags on every run and version.
+
+The git commit (and whether the work tree was dirty) identifies the code in a checkout; in a
+container there is no git, so a hash of the package's own source files identifies it too, and
+the image tag comes from ``TEXTOPS_IMAGE_TAG``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import textops
+
+PACKAGE_DIR = Path(textops.__file__).resolve().parent
+
+
+def code_hash(root: Path = PACKAGE_DIR) -> str:
+    """SHA-256 over the package's Python sources (path and content, sorted)."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(b"\x00")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def git_state(cwd: Path = PACKAGE_DIR) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the checkout holding the package, or (None, None) outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return None, None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit.stdout.strip(), bool(status.stdout.strip())
+
+
+def lineage_tags(image_tag: str | None) -> dict[str, str]:
+    """Tags naming the pipeline version; dataset tags are added by the caller."""
+    commit, dirty = git_state()
+    tags = {
+        "textops.package.version": textops.__version__,
+        "textops.code.sha256": code_hash(),
+        "textops.git.commit": commit or "unknown",
+        "textops.git.dirty": "unknown" if dirty is None else str(dirty).lower(),
+    }
+    if image_tag:
+        tags["textops.image.tag"] = image_tag
+    return tags

@@ -1,0 +1,68 @@
+"""Connecting to MLflow: one place that makes 'unreachable' a clear one-line error.
+
+The embedded default (SQLite + a local artifact folder under ``TEXTOPS_HOME``) needs no server;
+a remote ``http(s)://`` tracking URI is checked with a short health probe first, because the
+MLflow client otherwise retries for minutes before failing.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from textops.errors import TrackingUnavailableError
+from textops.settings import Settings
+
+HEALTH_TIMEOUT_S = 5
+
+
+def connect(settings: Settings) -> MlflowClient:
+    """Point MLflow at the configured store and prove it answers."""
+    # bounded retries: a dead server should fail in seconds, not minutes
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    uri = settings.tracking_uri
+    if settings.embedded_tracking:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    elif uri.startswith(("http://", "https://")):
+        probe(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def probe(uri: str) -> None:
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S) as response:
+            if response.status != 200:
+                raise TrackingUnavailableError(f"MLflow at {uri} answered {response.status}")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingUnavailableError(
+            f"MLflow tracking server {uri} is unreachable: {reason}"
+        ) from exc
+
+
+def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
+    """The experiment's id, creating it (with the embedded artifact root) when absent."""
+    existing = client.get_experiment_by_name(settings.experiment)
+    if existing is not None:
+        return str(existing.experiment_id)
+    location = None
+    if settings.embedded_tracking:
+        settings.artifact_root.mkdir(parents=True, exist_ok=True)
+        location = settings.artifact_root.resolve().as_uri()
+    try:
+        return str(client.create_experiment(settings.experiment, artifact_location=location))
+    except MlflowException:  # created concurrently by another run: use theirs
+        again = client.get_experiment_by_name(settings.experiment)
+        if again is None:
+            raise
+        return str(again.experiment_id)

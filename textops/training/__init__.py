@@ -1,0 +1,1 @@
+"""The training job: dataset version in, registered model version with full lineage out."""

@@ -1,0 +1,217 @@
+"""Train on a dataset version and record everything in MLflow.
+
+One run logs: parameters (features, XGBoost, data sizes), holdout metrics (accuracy, macro-F1,
+per-class precision/recall/F1, log-loss, calibration error), the confusion matrix as a PNG, the
+evaluation as JSON, the drift reference profile, the pyfunc model with signature and input
+example, and lineage tags (dataset id and hash, git commit and dirty flag, code hash, package
+version, image tag). The model is registered as a new version that gets the ``challenger``
+alias; promotion to ``champion`` is the gate's job (:mod:`textops.registry.promotion`).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+
+from textops.data.dataset import Dataset
+from textops.data.split import DEFAULT_HOLDOUT_FRACTION, split_indices
+from textops.data.store import open_store
+from textops.errors import TextopsError
+from textops.model.classifier import ClassifierParams, TextClassifier
+from textops.model.evaluation import Evaluation, evaluate
+from textops.model.plots import plot_confusion_matrix
+from textops.model.pyfunc import TEXT_COLUMN, TextClassifierModel, predictions_frame
+from textops.monitoring.reference import build_reference_profile
+from textops.progress import Progress
+from textops.registry.lineage import lineage_tags
+from textops.registry.tracking import connect, ensure_experiment
+from textops.settings import Settings
+
+CHALLENGER = "challenger"
+MIN_HOLDOUT = 2
+# what a pyfunc environment needs besides the textops package itself (installed in the image)
+MODEL_REQUIREMENTS = [
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "xgboost-cpu",
+    "joblib",
+    "mlflow>=3.17,<3.18",
+]
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model_name: str
+    version: str | None
+    dataset_id: str
+    evaluation: Evaluation
+    train_rows: int
+    holdout_rows: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "model": self.model_name,
+            "version": self.version,
+            "alias": CHALLENGER if self.version else None,
+            "dataset": self.dataset_id,
+            "train_rows": self.train_rows,
+            "holdout_rows": self.holdout_rows,
+            "accuracy": round(self.evaluation.accuracy, 4),
+            "macro_f1": round(self.evaluation.macro_f1, 4),
+            "seconds": {k: round(v, 1) for k, v in self.timings.items()},
+        }
+
+
+def train(
+    settings: Settings,
+    dataset_id: str = "latest",
+    params: ClassifierParams | None = None,
+    register: bool = True,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Run the whole training job; returns what was logged and registered."""
+    progress = progress or Progress(total=5)
+    params = params or ClassifierParams()
+    with progress.stage("load dataset"):
+        dataset = open_store(settings.data_uri, settings).get(dataset_id)
+        train_idx, holdout_idx = split_indices(dataset.texts, DEFAULT_HOLDOUT_FRACTION)
+        if len(holdout_idx) < MIN_HOLDOUT or len(train_idx) < MIN_HOLDOUT:
+            raise TextopsError(f"dataset {dataset.id} has too few rows to train and evaluate")
+        texts, labels = dataset.texts, dataset.labels
+        x_train = [texts[i] for i in train_idx]
+        y_train = [labels[i] for i in train_idx]
+        x_hold = [texts[i] for i in holdout_idx]
+        y_hold = [labels[i] for i in holdout_idx]
+        progress.say(
+            f"    {dataset.id}: {len(x_train)} train / {len(x_hold)} holdout rows, "
+            f"labels {dataset.manifest.labels}"
+        )
+    with progress.stage("fit features + XGBoost"):
+        started = time.perf_counter()
+        classifier = TextClassifier(params).fit(x_train, y_train)
+        fit_seconds = time.perf_counter() - started
+    with progress.stage("evaluate on the pinned holdout"):
+        proba = classifier.predict_proba(x_hold)
+        evaluation = evaluate(y_hold, proba, classifier.classes)
+        progress.say(f"    accuracy {evaluation.accuracy:.4f}  macro-F1 {evaluation.macro_f1:.4f}")
+        profile = build_reference_profile(x_train, y_train, classifier.classes, proba)
+    with progress.stage("log to MLflow and register"):
+        run_id, version = _log_run(
+            settings,
+            dataset,
+            classifier,
+            params,
+            evaluation,
+            profile,
+            sizes=(len(x_train), len(x_hold)),
+            fit_seconds=fit_seconds,
+            register=register,
+        )
+        progress.say(
+            f"    run {run_id}"
+            + (f", {settings.model_name} v{version} @{CHALLENGER}" if version else "")
+        )
+    return TrainResult(
+        run_id=run_id,
+        model_name=settings.model_name,
+        version=version,
+        dataset_id=dataset.id,
+        evaluation=evaluation,
+        train_rows=len(x_train),
+        holdout_rows=len(x_hold),
+        timings=dict(progress.timings),
+    )
+
+
+def _log_run(
+    settings: Settings,
+    dataset: Dataset,
+    classifier: TextClassifier,
+    params: ClassifierParams,
+    evaluation: Evaluation,
+    profile: dict[str, Any],
+    sizes: tuple[int, int],
+    fit_seconds: float,
+    register: bool,
+) -> tuple[str, str | None]:
+    client = connect(settings)
+    experiment_id = ensure_experiment(client, settings)
+    tags = {
+        **lineage_tags(settings.image_tag),
+        "textops.dataset.id": dataset.id,
+        "textops.dataset.sha256": dataset.manifest.sha256,
+        "textops.dataset.uri": settings.data_uri,
+        "textops.dataset.parent": dataset.manifest.parent or "",
+    }
+    with (
+        tempfile.TemporaryDirectory(prefix="textops-train-") as tmp,
+        mlflow.start_run(experiment_id=experiment_id, tags=tags) as run,
+    ):
+        work = Path(tmp)
+        mlflow.log_params(
+            {
+                **params.as_params(),
+                "dataset.id": dataset.id,
+                "dataset.rows": dataset.manifest.rows,
+                "data.train_rows": sizes[0],
+                "data.holdout_rows": sizes[1],
+                "data.classes": ",".join(classifier.classes),
+                "features.vocabulary_size": classifier.features.vocabulary_size,
+            }
+        )
+        mlflow.log_metrics({**evaluation.metrics(), "train_seconds": fit_seconds})
+        mlflow.log_dict(evaluation.to_dict(), "evaluation/holdout.json")
+        mlflow.log_dict(profile, "reference/profile.json")
+        mlflow.log_dict(dataset.manifest.to_dict(), "dataset/manifest.json")
+        plot = plot_confusion_matrix(
+            evaluation.confusion,
+            evaluation.classes,
+            work / "confusion_matrix.png",
+            f"{settings.model_name} — holdout ({evaluation.samples})",
+        )
+        mlflow.log_artifact(str(plot), "evaluation")
+        classifier_path = work / "classifier.joblib"
+        joblib.dump(classifier, classifier_path)
+        profile_path = work / "reference_profile.json"
+        profile_path.write_text(json.dumps(profile, ensure_ascii=False), "utf-8")
+        example = pd.DataFrame({TEXT_COLUMN: dataset.texts[:3]})
+        signature = infer_signature(
+            example,
+            predictions_frame(
+                classifier.predict_proba(example[TEXT_COLUMN].tolist()), classifier.classes
+            ),
+        )
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=TextClassifierModel(),
+            artifacts={"classifier": str(classifier_path), "reference_profile": str(profile_path)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=MODEL_REQUIREMENTS,
+            registered_model_name=settings.model_name if register else None,
+        )
+        run_id = run.info.run_id
+    version = None
+    if register:
+        version = str(info.registered_model_version)
+        for key, value in tags.items():
+            client.set_model_version_tag(settings.model_name, version, key, value)
+        client.set_model_version_tag(
+            settings.model_name, version, "textops.macro_f1", f"{evaluation.macro_f1:.6f}"
+        )
+        client.set_registered_model_alias(settings.model_name, CHALLENGER, version)
+    return run_id, version
