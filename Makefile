@@ -22,7 +22,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --progress-bar off -e '.[serving,operator,dev]'
+	$(PIP) install --quiet --progress-bar off -e '.[serving,operator,dev]'
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create .venv and install the package with its extras
