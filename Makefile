@@ -8,10 +8,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-stamp
+# the test environment adds the embeddings extra (torch + transformers: several GB, so the
+# demo does not install it)
+TEST_STAMP := $(VENV)/.installed-test-stamp
 export TEXTOPS_HOME ?= $(CURDIR)/.textops
 export TEXTOPS_CACHE ?= $(HOME)/.cache/textops
 
 include mk/servers.mk
+include mk/cluster.mk
 
 .PHONY: help venv demo test test-unit lint format system-deps tools benchmark clean
 
@@ -25,6 +29,10 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --progress-bar off -e '.[serving,operator,dev]'
 	@touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(PIP) install --quiet --progress-bar off -e '.[serving,operator,dev,embeddings]'
+	@touch $(TEST_STAMP)
+
 venv: $(STAMP) ## create .venv and install the package with its extras
 
 demo: $(STAMP) ## snapshot the built-in data, train, register, promote, print a summary
@@ -35,7 +43,7 @@ system-deps: ## install the Debian packages the tests need (MariaDB, Prometheus)
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    mariadb-server prometheus fonts-wqy-microhei >/dev/null; }
 
-tools: system-deps servers-tools ## build (or reuse from the cache) every server binary
+tools: system-deps servers-tools cluster-tools ## build (or reuse from the cache) every server binary
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
@@ -46,10 +54,10 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP) tools lint ## install everything, start the servers, run the whole suite
+test: $(TEST_STAMP) tools lint ## install everything, start the servers, run the whole suite
 	$(PY) -m pytest
 
-test-unit: $(STAMP) ## the fast part: no servers, no cluster, no full-corpus training
+test-unit: $(TEST_STAMP) ## the fast part: no servers, no cluster, no full-corpus training
 	$(PY) -m pytest -m "not integration and not cluster and not slow"
 
 benchmark: $(STAMP) ## XGBoost default vs TF-IDF + logistic regression, side by side

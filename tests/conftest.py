@@ -10,7 +10,7 @@ import pytest
 
 from textops.settings import Settings, load_settings
 
-pytest_plugins = ("tests.plugins.servers",)
+pytest_plugins = ("tests.plugins.servers", "tests.plugins.cluster")
 
 # Fail fast instead of retrying for minutes when a server is down (the client default).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")

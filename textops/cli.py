@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -103,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-register", action="store_true", help="log the run only")
     tr.add_argument("--n-estimators", type=int, help="XGBoost trees (default 300)")
     tr.add_argument("--max-depth", type=int, help="XGBoost depth (default 4)")
+    tr.add_argument(
+        "--embeddings-dir",
+        default=os.environ.get("TEXTOPS_EMBEDDINGS_DIR"),
+        help="local transformer folder whose embeddings are added to the features "
+        "(default $TEXTOPS_EMBEDDINGS_DIR; never downloaded)",
+    )
     tr.set_defaults(handler=_train)
 
     pr = sub.add_parser(
@@ -187,7 +194,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         xgb = replace(xgb, n_estimators=args.n_estimators)
     if args.max_depth:
         xgb = replace(xgb, max_depth=args.max_depth)
-    result = train(settings, args.dataset, ClassifierParams(xgb=xgb), not args.no_register)
+    params = ClassifierParams(xgb=xgb, embeddings_dir=args.embeddings_dir or None)
+    result = train(settings, args.dataset, params, not args.no_register)
     return result.summary()
 
 

@@ -14,6 +14,7 @@ import xgboost as xgb
 
 from textops.errors import TextopsError
 from textops.features.char_ngrams import CharNgramFeatures, CharNgramParams
+from textops.features.embeddings import TransformerEmbeddings
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,15 @@ class XGBoostParams:
 class ClassifierParams:
     features: CharNgramParams = field(default_factory=CharNgramParams)
     xgb: XGBoostParams = field(default_factory=XGBoostParams)
+    # a local transformer folder whose sentence embeddings are appended (optional, offline)
+    embeddings_dir: str | None = None
 
     def as_params(self) -> dict[str, Any]:
-        return {**self.features.as_params(), **self.xgb.as_params()}
+        return {
+            **self.features.as_params(),
+            **self.xgb.as_params(),
+            "features.embeddings_dir": self.embeddings_dir or "",
+        }
 
 
 class TextClassifier:
@@ -47,7 +54,15 @@ class TextClassifier:
         self.params = params or ClassifierParams()
         self.classes: list[str] = []
         self.features = CharNgramFeatures(self.params.features)
+        self.embedder: TransformerEmbeddings | None = None
+        if self.params.embeddings_dir:
+            self.embedder = TransformerEmbeddings(self.params.embeddings_dir)
         self.booster: xgb.XGBClassifier | None = None
+
+    def _with_embeddings(self, x: np.ndarray, texts: list[str]) -> np.ndarray:
+        if self.embedder is None:
+            return x
+        return np.hstack([x, self.embedder.transform(texts)])
 
     def fit(self, texts: list[str], labels: list[str]) -> TextClassifier:
         self.classes = sorted(set(labels))
@@ -55,7 +70,7 @@ class TextClassifier:
             raise TextopsError(f"training needs at least two labels, found {self.classes}")
         index = {c: i for i, c in enumerate(self.classes)}
         y = np.array([index[label] for label in labels], dtype=np.int64)
-        x = self.features.fit_transform(texts, y)
+        x = self._with_embeddings(self.features.fit_transform(texts, y), texts)
         p = self.params.xgb
         self.booster = xgb.XGBClassifier(
             n_estimators=p.n_estimators,
@@ -74,7 +89,8 @@ class TextClassifier:
             raise RuntimeError("classifier is not fitted")
         if not texts:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        proba = np.asarray(self.booster.predict_proba(self.features.transform(texts)))
+        x = self._with_embeddings(self.features.transform(texts), texts)
+        proba = np.asarray(self.booster.predict_proba(x))
         return proba.astype(np.float32)
 
     def predict(self, texts: list[str]) -> list[str]:

@@ -59,6 +59,8 @@ class TextClassifierModel(PythonModel):
 
     def load_context(self, context: Any) -> None:
         self.classifier = joblib.load(context.artifacts["classifier"])
+        if self.classifier.embedder is not None:  # the encoder travels with the model
+            self.classifier.embedder.model_dir = context.artifacts["encoder"]
         self.profile = json.loads(Path(context.artifacts["reference_profile"]).read_text("utf-8"))
 
     # no annotations on purpose: MLflow reads predict's type hints as a schema and warns

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ from textops.progress import Progress
 from textops.registry.lineage import lineage_tags
 from textops.registry.tracking import connect, ensure_experiment
 from textops.settings import Settings
+
+# MLflow suggests type hints on predict(); ours are left out on purpose (see pyfunc.py)
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
 CHALLENGER = "challenger"
 MIN_HOLDOUT = 2
@@ -195,10 +199,13 @@ def _log_run(
                 classifier.predict_proba(example[TEXT_COLUMN].tolist()), classifier.classes
             ),
         )
+        artifacts = {"classifier": str(classifier_path), "reference_profile": str(profile_path)}
+        if params.embeddings_dir:
+            artifacts["encoder"] = params.embeddings_dir
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=TextClassifierModel(),
-            artifacts={"classifier": str(classifier_path), "reference_profile": str(profile_path)},
+            artifacts=artifacts,
             signature=signature,
             input_example=example,
             pip_requirements=MODEL_REQUIREMENTS,

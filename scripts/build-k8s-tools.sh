@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Build the dev-cluster binaries (kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubectl, etcd, kwok, helm) from Go modules with the installed Go, pinned by
+# textops/devcluster/versions.env, into a versioned cache outside the repository:
+#   ${TEXTOPS_CACHE:-$HOME/.cache/textops}/tools-v1/<tool>-<version>/
+# A tool whose folder has a .complete stamp is not rebuilt, so a warm run is a no-op.
+# Prints one line per tool: "<tool> <version> <folder>".
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../textops/devcluster/versions.env
+source "$here/../textops/devcluster/versions.env"
+
+cache_root="${TEXTOPS_CACHE:-${HOME:-/root}/.cache/textops}/tools-v1"
+mkdir -p "$cache_root"
+export GOTOOLCHAIN=local GOFLAGS="-buildvcs=false -mod=mod" CGO_ENABLED=0
+ldflags_base="-s -w"
+
+log() { printf '[build-k8s-tools] %s\n' "$*" >&2; }
+
+# Serialise concurrent runs (e.g. two `make test` at once) on one lock per cache.
+exec 9>"$cache_root/.lock"
+flock 9
+
+# done_dir DIR -> true when DIR holds a finished build
+is_done() { [[ -f "$1/.complete" ]]; }
+
+# finish TMPDIR DEST: atomically publish a finished build
+finish() {
+  touch "$1/.complete"
+  rm -rf "$2"
+  mv "$1" "$2"
+}
+
+# new_module DIR NAME: an empty wrapper module (outside the repo, under the cache)
+new_module() {
+  rm -rf "$1"
+  mkdir -p "$1"
+  printf 'module %s\n\ngo 1.26.0\n' "$2" >"$1/go.mod"
+}
+
+build_kubernetes() {
+  local dest="$cache_root/kubernetes-$KUBERNETES_VERSION"
+  is_done "$dest" && return 0
+  local t0=$SECONDS
+  log "building kubernetes $KUBERNETES_VERSION (apiserver, controller-manager, scheduler, kubectl)"
+  local mod="$cache_root/.work/kubernetes-$KUBERNETES_VERSION"
+  new_module "$mod" textops.local/k8stools
+  # k8s.io/kubernetes replaces its staging modules with ./staging paths, which do not
+  # apply to a dependency: map each one to its published v0.X.Y instead.
+  local staging
+  staging=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" \
+    | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' \
+    | xargs sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p')
+  [[ -n "$staging" ]] || { log "could not read the staging list"; exit 1; }
+  {
+    printf '\nreplace (\n'
+    for m in $staging; do printf '\t%s => %s %s\n' "$m" "$m" "$K8S_STAGING_VERSION"; done
+    printf ')\n'
+  } >>"$mod/go.mod"
+  local pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  (cd "$mod" && go get "${pkgs[@]/%/@$KUBERNETES_VERSION}")
+  local v="${KUBERNETES_VERSION#v}" major minor
+  major="${v%%.*}"; minor="${v#*.}"; minor="${minor%%.*}"
+  local date; date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  local ld="$ldflags_base"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
+    ld+=" -X $p.gitTreeState=clean -X $p.buildDate=$date -X $p.gitCommit=release-$KUBERNETES_VERSION"
+  done
+  local out="$dest.tmp"
+  rm -rf "$out"; mkdir -p "$out"
+  # One `go build` for all four so the shared packages compile once.
+  (cd "$mod" && go build -trimpath -ldflags="$ld" -o "$out/" "${pkgs[@]}")
+  finish "$out" "$dest"
+  log "kubernetes built in $((SECONDS - t0))s"
+}
+
+build_etcd() {
+  local dest="$cache_root/etcd-$ETCD_VERSION"
+  is_done "$dest" && return 0
+  local t0=$SECONDS
+  log "building etcd $ETCD_VERSION"
+  # go.etcd.io/etcd/server/v3 has local replaces too (../api, ...): wrap it the same way.
+  local mod="$cache_root/.work/etcd-$ETCD_VERSION"
+  new_module "$mod" textops.local/etcdtools
+  {
+    printf '\nreplace (\n'
+    for m in api/v3 client/pkg/v3 client/v3 pkg/v3; do
+      printf '\tgo.etcd.io/etcd/%s => go.etcd.io/etcd/%s %s\n' "$m" "$m" "$ETCD_VERSION"
+    done
+    printf ')\n'
+  } >>"$mod/go.mod"
+  (cd "$mod" && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION")
+  local out="$dest.tmp"
+  rm -rf "$out"; mkdir -p "$out"
+  (cd "$mod" && go build -trimpath \
+    -ldflags="$ldflags_base" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+  finish "$out" "$dest"
+  log "etcd built in $((SECONDS - t0))s"
+}
+
+build_kwok() {
+  local dest="$cache_root/kwok-$KWOK_VERSION"
+  is_done "$dest" && return 0
+  local t0=$SECONDS
+  log "building kwok $KWOK_VERSION"
+  local out="$dest.tmp"
+  rm -rf "$out"; mkdir -p "$out"
+  GOBIN="$out" GOFLAGS=-buildvcs=false go install -trimpath \
+    -ldflags="$ldflags_base -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" \
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  finish "$out" "$dest"
+  log "kwok built in $((SECONDS - t0))s"
+}
+
+build_helm() {
+  local dest="$cache_root/helm-$HELM_VERSION"
+  is_done "$dest" && return 0
+  local t0=$SECONDS
+  log "building helm $HELM_VERSION"
+  local major="${HELM_VERSION%%.*}"
+  local out="$dest.tmp"
+  rm -rf "$out"; mkdir -p "$out"
+  GOBIN="$out" GOFLAGS=-buildvcs=false go install -trimpath \
+    -ldflags="$ldflags_base -X helm.sh/helm/$major/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/$major/cmd/helm@$HELM_VERSION"
+  finish "$out" "$dest"
+  log "helm built in $((SECONDS - t0))s"
+}
+
+start=$SECONDS
+only="${*:-kubernetes etcd kwok helm}"
+for tool in $only; do "build_$tool"; done
+[[ $((SECONDS - start)) -gt 1 ]] && log "done in $((SECONDS - start))s"
+printf 'kubernetes %s %s\n' "$KUBERNETES_VERSION" "$cache_root/kubernetes-$KUBERNETES_VERSION"
+printf 'etcd %s %s\n' "$ETCD_VERSION" "$cache_root/etcd-$ETCD_VERSION"
+printf 'kwok %s %s\n' "$KWOK_VERSION" "$cache_root/kwok-$KWOK_VERSION"
+printf 'helm %s %s\n' "$HELM_VERSION" "$cache_root/helm-$HELM_VERSION"
