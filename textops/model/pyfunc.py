@@ -8,6 +8,7 @@ inside the model, so a pinned ``models:/NAME/VERSION`` carries what the serving 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from textops.model.classifier import TextClassifier
+
+# MLflow suggests type hints on predict() when logging and loading; ours are left out on
+# purpose (see TextClassifierModel.predict), so the suggestion is noise.
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
 TEXT_COLUMN = "text"
 PROBA_PREFIX = "proba."

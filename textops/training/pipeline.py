@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,6 @@ from textops.progress import Progress
 from textops.registry.lineage import lineage_tags
 from textops.registry.tracking import connect, ensure_experiment
 from textops.settings import Settings
-
-# MLflow suggests type hints on predict(); ours are left out on purpose (see pyfunc.py)
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
 CHALLENGER = "challenger"
 MIN_HOLDOUT = 2
@@ -112,7 +108,9 @@ def train(
         proba = classifier.predict_proba(x_hold)
         evaluation = evaluate(y_hold, proba, classifier.classes)
         progress.say(f"    accuracy {evaluation.accuracy:.4f}  macro-F1 {evaluation.macro_f1:.4f}")
-        profile = build_reference_profile(x_train, y_train, classifier.classes, proba)
+        profile = build_reference_profile(
+            x_train, y_train, classifier.classes, proba, holdout_texts=x_hold
+        )
     with progress.stage("log to MLflow and register"):
         run_id, version = _log_run(
             settings,
