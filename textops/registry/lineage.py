@@ -8,6 +8,7 @@ the image tag comes from ``TEXTOPS_IMAGE_TAG``.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -46,8 +47,16 @@ def git_state(cwd: Path = PACKAGE_DIR) -> tuple[str | None, bool | None]:
     return commit.stdout.strip(), bool(status.stdout.strip())
 
 
-def lineage_tags(image_tag: str | None) -> dict[str, str]:
-    """Tags naming the pipeline version; dataset tags are added by the caller."""
+# set by the operator on retraining Jobs: why and for which ModelDeployment a run happened
+TRIGGER_ENV = {
+    "TEXTOPS_TRIGGER": "textops.trigger",
+    "TEXTOPS_TRIGGER_ID": "textops.trigger.id",
+    "TEXTOPS_MODELDEPLOYMENT": "textops.modeldeployment",
+}
+
+
+def lineage_tags(image_tag: str | None, env: dict[str, str] | None = None) -> dict[str, str]:
+    """Tags naming the pipeline version and trigger; dataset tags are added by the caller."""
     commit, dirty = git_state()
     tags = {
         "textops.package.version": textops.__version__,
@@ -57,4 +66,6 @@ def lineage_tags(image_tag: str | None) -> dict[str, str]:
     }
     if image_tag:
         tags["textops.image.tag"] = image_tag
+    environ = os.environ if env is None else env
+    tags.update({tag: environ[var] for var, tag in TRIGGER_ENV.items() if environ.get(var)})
     return tags

@@ -1,0 +1,32 @@
+"""The label store on a real MariaDB (utf8mb4: Chinese and emoji survive)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.label_store_cases import (
+    check_concurrent_submissions_do_not_duplicate,
+    check_queue_label_skip_and_conflicts,
+    check_reopening_keeps_data_and_schema,
+)
+from textops.devservers import MariaDBServer
+from textops.labelling.store import LabelStore
+
+pytestmark = pytest.mark.integration
+
+
+def _fresh(mariadb: MariaDBServer, name: str) -> str:
+    mariadb.create_database(name)
+    return mariadb.url(name)
+
+
+def test_queue_label_skip_and_conflicts(mariadb: MariaDBServer) -> None:
+    check_queue_label_skip_and_conflicts(LabelStore(_fresh(mariadb, "labels_a")))
+
+
+def test_reopening_keeps_data_and_schema(mariadb: MariaDBServer) -> None:
+    check_reopening_keeps_data_and_schema(_fresh(mariadb, "labels_b"))
+
+
+def test_concurrent_submissions_do_not_duplicate(mariadb: MariaDBServer) -> None:
+    check_concurrent_submissions_do_not_duplicate(LabelStore(_fresh(mariadb, "labels_c")))

@@ -1,0 +1,103 @@
+"""Behaviour every label-store backend must show; run on SQLite (unit) and MariaDB
+(integration) by the two test modules that import it."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from textops.labelling.store import (
+    LABELLED,
+    SKIPPED,
+    CapturedSample,
+    LabelStore,
+    UnknownSampleError,
+)
+
+
+def sample(i: int, score: float = 0.5, text: str | None = None) -> CapturedSample:
+    return CapturedSample(
+        id=f"p-{i}",
+        text=text or f"样本{i}：房间还行👍",
+        model_name="情感分类",
+        model_version="3",
+        predicted_label="positive",
+        confidence=0.55,
+        probabilities={"positive": 0.55, "negative": 0.45},
+        reason="uncertain",
+        score=score,
+        score_parts={"uncertainty": score},
+    )
+
+
+def check_queue_label_skip_and_conflicts(store: LabelStore) -> None:
+    assert store.add_samples([sample(1, 0.2), sample(2, 0.9), sample(3, 0.5)]) == 3
+    assert store.add_samples([sample(2, 0.1)]) == 0  # a retried capture changes nothing
+    queue = store.queue(limit=10)
+    assert [q.id for q in queue] == ["p-2", "p-3", "p-1"]
+    assert queue[0].text == "样本2：房间还行👍" and queue[0].score_parts == {"uncertainty": 0.9}
+    assert [q.id for q in store.queue(limit=1, offset=1)] == ["p-3"]
+
+    first = store.submit_label("p-2", "negative", "alice")
+    assert first.created and not first.conflict and first.labels == ["negative"]
+    again = store.submit_label("p-2", "negative", "alice")
+    assert not again.created and not again.conflict  # idempotent
+    other = store.submit_label("p-2", "positive", "bob")
+    assert other.created and other.conflict and other.labels == ["negative", "positive"]
+
+    store.skip("p-1", "alice")
+    assert [q.id for q in store.queue()] == ["p-3"]
+    assert [q.id for q in store.queue(status=LABELLED)] == ["p-2"]
+    assert [q.id for q in store.queue(status=SKIPPED)] == ["p-1"]
+    stats = store.stats()
+    assert stats == {
+        "queued": 1,
+        "labelled": 1,
+        "skipped": 1,
+        "labels": 2,
+        "skips": 1,
+        "conflicts": 1,
+    }
+    stored = store.labels_after(0)
+    assert [(s.sample_id, s.label, s.annotator) for s in stored] == [
+        ("p-2", "negative", "alice"),
+        ("p-2", "positive", "bob"),
+    ]
+    assert store.labels_after(stored[0].id)[0].label == "positive"
+
+    with pytest.raises(UnknownSampleError, match="p-404"):
+        store.submit_label("p-404", "negative", "alice")
+    with pytest.raises(UnknownSampleError):
+        store.skip("p-404", "alice")
+    assert store.stats()["labels"] == 2  # the failed submissions wrote nothing
+
+
+def check_reopening_keeps_data_and_schema(url: str) -> None:
+    store = LabelStore(url)
+    store.add_samples([sample(7)])
+    store.submit_label("p-7", "positive", "carol")
+    reopened = LabelStore(url)  # migrations already applied: a no-op
+    assert reopened.migrate() == 1
+    assert reopened.stats()["labels"] == 1
+
+
+def check_concurrent_submissions_do_not_duplicate(store: LabelStore) -> None:
+    store.add_samples([sample(50 + i) for i in range(20)])
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for i in range(20):
+                store.submit_label(f"p-{50 + i}", "negative", "dave")
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    dave = [s for s in store.labels_after(0) if s.annotator == "dave"]
+    assert len(dave) == 20

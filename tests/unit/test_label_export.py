@@ -1,0 +1,69 @@
+"""Labels become the next dataset version: parent recorded, nothing lost, no empty versions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from tests.label_store_cases import sample
+from textops.data.dataset import Row, build_dataset
+from textops.data.store import open_store
+from textops.labelling.export import export_labels, merge_labels
+from textops.labelling.store import LabelStore, StoredLabel
+from textops.settings import Settings
+
+
+def _label(i: int, text: str, label: str) -> StoredLabel:
+    return StoredLabel(i, f"p-{i}", text, label, "alice", datetime(2026, 1, 1))
+
+
+def test_merge_adds_new_texts_and_lists_conflicts() -> None:
+    base = [Row("好", "positive"), Row("坏", "negative")]
+    stored = [
+        _label(1, "新的评论", "positive"),
+        _label(2, " 好 ", "positive"),  # already in the base, same label
+        _label(3, "坏", "positive"),  # the base says otherwise: base kept, listed
+        _label(4, "模棱两可", "positive"),
+        _label(5, "模棱两可", "negative"),  # annotators disagree: left out, listed
+    ]
+    merged = merge_labels(base, stored)
+    assert sorted(r.text for r in merged.rows) == sorted(["好", "坏", "新的评论"])
+    assert merged.added == 1 and merged.already_present == 1
+    assert [(c["text"], c["kept"]) for c in merged.conflicts] == [
+        ("坏", "negative"),
+        ("模棱两可", None),
+    ]
+
+
+def test_export_twice_and_after_new_labels(settings: Settings) -> None:
+    store = open_store(settings.data_uri, settings)
+    v1 = build_dataset([Row("房间干净", "positive"), Row("服务很差", "negative")], "seed")
+    store.put(v1)
+    labels = LabelStore(settings.label_db)
+    labels.add_samples([sample(1, text="前台态度冷淡"), sample(2, text="早餐丰富")])
+    labels.submit_label("p-1", "negative", "alice")
+
+    first = export_labels(settings)
+    assert first["created"] and first["parent"] == v1.id and first["labels_added"] == 1
+    v2 = store.get(first["dataset"])
+    assert v2.manifest.parent == v1.id and ("前台态度冷淡", "negative") in {
+        (r.text, r.label) for r in v2.rows
+    }
+
+    again = export_labels(settings)
+    assert not again["created"] and again["dataset"] == v2.id
+    assert len(store.list()) == 2
+
+    labels.submit_label("p-2", "positive", "bob")
+    third = export_labels(settings)
+    assert third["created"] and third["parent"] == v2.id and third["rows"] == 4
+    rows = {(r.text, r.label) for r in store.get(third["dataset"]).rows}
+    assert {("前台态度冷淡", "negative"), ("早餐丰富", "positive")} <= rows
+
+
+def test_export_with_no_labels_creates_nothing(settings: Settings, tmp_path: Path) -> None:
+    store = open_store(settings.data_uri, settings)
+    v1 = build_dataset([Row("好", "a"), Row("坏", "b")], "seed")
+    store.put(v1)
+    result = export_labels(settings)
+    assert result == {**result, "dataset": v1.id, "created": False, "labels_added": 0}

@@ -1,0 +1,33 @@
+"""The label store on its embedded default, SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.label_store_cases import (
+    check_concurrent_submissions_do_not_duplicate,
+    check_queue_label_skip_and_conflicts,
+    check_reopening_keeps_data_and_schema,
+)
+from textops.errors import TextopsError
+from textops.labelling.store import LabelStore
+
+
+def test_queue_label_skip_and_conflicts(tmp_path: Path) -> None:
+    check_queue_label_skip_and_conflicts(LabelStore(f"sqlite:///{tmp_path}/labels.db"))
+
+
+def test_reopening_keeps_data_and_schema(tmp_path: Path) -> None:
+    check_reopening_keeps_data_and_schema(f"sqlite:///{tmp_path}/sub/labels.db")
+
+
+def test_concurrent_submissions_do_not_duplicate(tmp_path: Path) -> None:
+    check_concurrent_submissions_do_not_duplicate(LabelStore(f"sqlite:///{tmp_path}/l.db"))
+
+
+def test_unreachable_database_is_a_clear_error() -> None:
+    with pytest.raises(TextopsError, match="unreachable") as caught:
+        LabelStore("mysql+pymysql://u:secret@127.0.0.1:9/db")
+    assert "secret" not in str(caught.value)

@@ -1,0 +1,1 @@
+"""Labelling: the label store, exporting labels as dataset versions, and ranking."""

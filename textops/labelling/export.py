@@ -1,0 +1,95 @@
+"""Labels → the next dataset version.
+
+Every export merges *all* labels in the store onto a base version (the newest by default), so
+nothing labelled can be lost between runs, and content addressing does the bookkeeping: with no
+new labels the merged content is identical, the id is the base's own, and no version is
+created. A new version records its parent.
+
+Conflicts are listed, never resolved silently: a sample whose annotators disagree is left out,
+and a labelled text that the base already holds under another label keeps the base's label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from textops.data.dataset import Row, build_dataset, normalise_text
+from textops.data.store import open_store
+from textops.labelling.store import LabelStore, StoredLabel
+from textops.settings import Settings
+
+
+@dataclass
+class MergeResult:
+    rows: list[Row]
+    added: int
+    already_present: int
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def merge_labels(base: Sequence[Row], stored: Sequence[StoredLabel]) -> MergeResult:
+    """Pure: the base rows plus every unambiguous new label."""
+    by_text: dict[str, set[str]] = {}
+    for item in stored:
+        text = normalise_text(item.text)
+        if text:
+            by_text.setdefault(text, set()).add(item.label)
+    existing = {row.text: row.label for row in base}
+    rows = list(base)
+    added = present = 0
+    conflicts: list[dict[str, Any]] = []
+    for text, given in sorted(by_text.items()):
+        if len(given) > 1:
+            conflicts.append(
+                {"text": text, "labels": sorted(given), "kept": None, "why": "annotators disagree"}
+            )
+            continue
+        (label,) = given
+        if text in existing:
+            if existing[text] == label:
+                present += 1
+            else:
+                conflicts.append(
+                    {
+                        "text": text,
+                        "labels": sorted({label, existing[text]}),
+                        "kept": existing[text],
+                        "why": "dataset holds another label",
+                    }
+                )
+            continue
+        rows.append(Row(text, label))
+        added += 1
+    return MergeResult(rows, added, present, conflicts)
+
+
+def export_labels(settings: Settings, base: str = "latest") -> dict[str, Any]:
+    store = open_store(settings.data_uri, settings)
+    parent = store.get(base)
+    stored = LabelStore(settings.label_db).labels_after(0)
+    merged = merge_labels(parent.rows, stored)
+    notes = {
+        "labels_in_store": len(stored),
+        "labels_added": merged.added,
+        "conflicts": len(merged.conflicts),
+        "last_label_id": stored[-1].id if stored else 0,
+    }
+    candidate = build_dataset(
+        merged.rows,
+        source=f"labels:{settings.label_db.split('://')[0]}",
+        parent=parent.id,
+        notes=notes,
+    )
+    created = candidate.id != parent.id and store.put(candidate)
+    result = candidate.id if candidate.id != parent.id else parent.id
+    return {
+        "dataset": result,
+        "parent": parent.id,
+        "created": created,
+        "rows": len(merged.rows),
+        "labels_added": merged.added,
+        "labels_already_present": merged.already_present,
+        "conflicts": merged.conflicts,
+    }

@@ -1,0 +1,340 @@
+"""The label store: captured samples waiting for a label, the labels people give, and skips.
+
+One SQL schema on two engines: SQLite for the embedded default and MariaDB/MySQL (through
+``pymysql``) in a cluster, chosen by the URL in ``TEXTOPS_LABEL_DB``. The schema is created and
+upgraded by numbered migrations recorded in ``textops_schema_version``, so every replica and
+every restart agree on it.
+
+Rules that protect annotators' work:
+- submitting a label is one transaction (the label row and the sample's status together);
+- the same annotator submitting the same label again is idempotent (no second row);
+- a different label for an already labelled sample is kept beside the first and reported as a
+  conflict — never a silent overwrite; export decides what to do with conflicts;
+- capturing the same sample id twice keeps the first capture (a retried request is harmless).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from textops.errors import TextopsError
+
+QUEUED, LABELLED, SKIPPED = "queued", "labelled", "skipped"
+
+metadata = sa.MetaData()
+schema_version = sa.Table(
+    "textops_schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", sa.DateTime, nullable=False),
+)
+samples = sa.Table(
+    "label_samples",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # the prediction id
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("text_sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("predicted_label", sa.String(255), nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("probabilities", sa.Text, nullable=False),  # JSON {class: p}
+    sa.Column("reason", sa.String(64), nullable=False),  # why it was captured
+    sa.Column("score", sa.Float, nullable=False, default=0.0),
+    sa.Column("score_parts", sa.Text, nullable=False, default="{}"),  # JSON
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+labels = sa.Table(
+    "label_labels",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "sample_id", sa.String(64), sa.ForeignKey("label_samples.id"), nullable=False, index=True
+    ),
+    sa.Column("label", sa.String(255), nullable=False),
+    sa.Column("annotator", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("sample_id", "annotator", "label", name="uq_label_once"),
+)
+skips = sa.Table(
+    "label_skips",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sample_id", sa.String(64), sa.ForeignKey("label_samples.id"), nullable=False),
+    sa.Column("annotator", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+# Each migration creates what it introduces; never edit one that has shipped, add the next.
+MIGRATIONS: list[Sequence[sa.Table]] = [
+    [schema_version, samples, labels, skips],
+]
+
+
+@dataclass(frozen=True)
+class CapturedSample:
+    """A prediction worth a person's look, as the serving side captures it."""
+
+    id: str
+    text: str
+    model_name: str
+    model_version: str
+    predicted_label: str
+    confidence: float
+    probabilities: dict[str, float]
+    reason: str
+    score: float = 0.0
+    score_parts: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    id: str
+    text: str
+    predicted_label: str
+    confidence: float
+    probabilities: dict[str, float]
+    reason: str
+    score: float
+    score_parts: dict[str, float]
+    status: str
+    model_version: str
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    sample_id: str
+    label: str
+    created: bool  # False: this annotator had already given this label (idempotent retry)
+    conflict: bool  # True: the sample now holds different labels
+    labels: list[str]  # every distinct label the sample has, oldest first
+
+
+@dataclass(frozen=True)
+class StoredLabel:
+    id: int
+    sample_id: str
+    text: str
+    label: str
+    annotator: str
+    created_at: datetime
+
+
+class UnknownSampleError(TextopsError):
+    """No captured sample has that id."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class LabelStore:
+    """All reads and writes of labelling data; safe to share between threads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        connect_args: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            connect_args = {"check_same_thread": False, "timeout": 30}
+            _ensure_sqlite_folder(url)
+        elif url.startswith("mysql"):
+            connect_args = {"charset": "utf8mb4", "connect_timeout": 10}
+        self.engine: Engine = sa.create_engine(
+            url, pool_pre_ping=True, future=True, connect_args=connect_args
+        )
+        try:
+            self.migrate()
+        except OperationalError as exc:
+            raise TextopsError(f"label store {_redact(url)} is unreachable: {exc.orig}") from exc
+
+    def migrate(self) -> int:
+        """Apply the migrations not yet recorded; returns the schema version."""
+        with self.engine.begin() as conn:
+            schema_version.create(conn, checkfirst=True)
+            done = {row[0] for row in conn.execute(sa.select(schema_version.c.version))}
+            for number, tables in enumerate(MIGRATIONS, start=1):
+                if number in done:
+                    continue
+                for table in tables:
+                    table.create(conn, checkfirst=True)
+                # another replica may record the same migration at the same moment
+                with contextlib.suppress(IntegrityError), conn.begin_nested():
+                    conn.execute(schema_version.insert().values(version=number, applied_at=_now()))
+        return len(MIGRATIONS)
+
+    def add_samples(self, captured: Iterable[CapturedSample]) -> int:
+        """Queue samples; ids already present are kept as they are. Returns how many were new."""
+        added = 0
+        with self.engine.begin() as conn:
+            for s in captured:
+                exists = conn.execute(sa.select(samples.c.id).where(samples.c.id == s.id))
+                if exists.first() is not None:
+                    continue
+                conn.execute(
+                    samples.insert().values(
+                        id=s.id,
+                        text=s.text,
+                        text_sha256=text_sha256(s.text),
+                        model_name=s.model_name,
+                        model_version=s.model_version,
+                        predicted_label=s.predicted_label,
+                        confidence=float(s.confidence),
+                        probabilities=json.dumps(s.probabilities, ensure_ascii=False),
+                        reason=s.reason,
+                        score=float(s.score),
+                        score_parts=json.dumps(s.score_parts, ensure_ascii=False),
+                        status=QUEUED,
+                        created_at=_now(),
+                    )
+                )
+                added += 1
+        return added
+
+    def queue(self, limit: int = 20, offset: int = 0, status: str = QUEUED) -> list[QueueItem]:
+        """Samples in the given status, best score first (ties: oldest first)."""
+        query = (
+            sa.select(samples)
+            .where(samples.c.status == status)
+            .order_by(samples.c.score.desc(), samples.c.created_at, samples.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.engine.connect() as conn:
+            return [_item(row._mapping) for row in conn.execute(query)]
+
+    def submit_label(self, sample_id: str, label: str, annotator: str) -> LabelResult:
+        label, annotator = label.strip(), annotator.strip() or "anonymous"
+        if not label:
+            raise TextopsError("a label must not be empty")
+        with self.engine.begin() as conn:
+            self._require(conn, sample_id)
+            created = True
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        labels.insert().values(
+                            sample_id=sample_id, label=label, annotator=annotator, created_at=_now()
+                        )
+                    )
+            except IntegrityError:
+                created = False  # the same annotator gave the same label before
+            conn.execute(samples.update().where(samples.c.id == sample_id).values(status=LABELLED))
+            given = [
+                r[0]
+                for r in conn.execute(
+                    sa.select(labels.c.label)
+                    .where(labels.c.sample_id == sample_id)
+                    .order_by(labels.c.id)
+                )
+            ]
+        distinct = list(dict.fromkeys(given))
+        return LabelResult(sample_id, label, created, len(distinct) > 1, distinct)
+
+    def skip(self, sample_id: str, annotator: str) -> None:
+        with self.engine.begin() as conn:
+            self._require(conn, sample_id)
+            conn.execute(
+                skips.insert().values(
+                    sample_id=sample_id,
+                    annotator=annotator.strip() or "anonymous",
+                    created_at=_now(),
+                )
+            )
+            conn.execute(
+                samples.update()
+                .where(samples.c.id == sample_id, samples.c.status == QUEUED)
+                .values(status=SKIPPED)
+            )
+
+    def labels_after(self, last_id: int = 0) -> list[StoredLabel]:
+        """Every label with an id above ``last_id``, oldest first (for incremental export)."""
+        query = (
+            sa.select(
+                labels.c.id,
+                labels.c.sample_id,
+                samples.c.text,
+                labels.c.label,
+                labels.c.annotator,
+                labels.c.created_at,
+            )
+            .join(samples, samples.c.id == labels.c.sample_id)
+            .where(labels.c.id > last_id)
+            .order_by(labels.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [StoredLabel(*row) for row in conn.execute(query)]
+
+    def stats(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            by_status: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(samples.c.status, sa.func.count()).group_by(samples.c.status)
+                ).all()
+            )
+            n_labels = conn.execute(sa.select(sa.func.count()).select_from(labels)).scalar_one()
+            n_skips = conn.execute(sa.select(sa.func.count()).select_from(skips)).scalar_one()
+            conflicted = conn.execute(
+                sa.select(sa.func.count()).select_from(
+                    sa.select(labels.c.sample_id)
+                    .group_by(labels.c.sample_id)
+                    .having(sa.func.count(sa.distinct(labels.c.label)) > 1)
+                    .subquery()
+                )
+            ).scalar_one()
+        return {
+            "queued": int(by_status.get(QUEUED, 0)),
+            "labelled": int(by_status.get(LABELLED, 0)),
+            "skipped": int(by_status.get(SKIPPED, 0)),
+            "labels": int(n_labels),
+            "skips": int(n_skips),
+            "conflicts": int(conflicted),
+        }
+
+    @staticmethod
+    def _require(conn: Connection, sample_id: str) -> None:
+        found = conn.execute(sa.select(samples.c.id).where(samples.c.id == sample_id)).first()
+        if found is None:
+            raise UnknownSampleError(f"no captured sample with id {sample_id!r}")
+
+
+def _item(row: Any) -> QueueItem:
+    return QueueItem(
+        id=row["id"],
+        text=row["text"],
+        predicted_label=row["predicted_label"],
+        confidence=float(row["confidence"]),
+        probabilities=json.loads(row["probabilities"]),
+        reason=row["reason"],
+        score=float(row["score"]),
+        score_parts=json.loads(row["score_parts"]),
+        status=row["status"],
+        model_version=row["model_version"],
+    )
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    from pathlib import Path
+
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
