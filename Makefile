@@ -38,10 +38,10 @@ venv: $(STAMP) ## create .venv and install the package with its extras
 demo: $(STAMP) ## snapshot the built-in data, train, register, promote, print a summary
 	$(VENV)/bin/textops demo
 
-system-deps: ## install the Debian packages the tests need (MariaDB, Prometheus) if missing
-	@command -v mariadbd >/dev/null && command -v promtool >/dev/null && test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || { \
+system-deps: ## install the Debian packages the tests need (MariaDB, Prometheus, Chromium, a CJK font)
+	@command -v mariadbd >/dev/null && command -v promtool >/dev/null && test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc && command -v chromium >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    mariadb-server prometheus fonts-wqy-microhei >/dev/null; }
+	    mariadb-server prometheus fonts-wqy-microhei chromium >/dev/null; }
 
 tools: system-deps servers-tools cluster-tools ## build (or reuse from the cache) every server binary
 

@@ -120,6 +120,33 @@ def build_parser() -> argparse.ArgumentParser:
     _policy_args(pr)
     pr.set_defaults(handler=_promote)
 
+    lab = sub.add_parser("labels", help="the label store").add_subparsers(
+        dest="labels_command", required=True, metavar="ACTION"
+    )
+    exp = lab.add_parser(
+        "export",
+        parents=[common],
+        help="merge every label into a new dataset version derived from the newest one",
+    )
+    exp.add_argument("--base", default="latest", help="dataset version to derive from")
+    exp.set_defaults(handler=_labels_export)
+    lab.add_parser("stats", parents=[common], help="queue and label counts").set_defaults(
+        handler=_labels_stats
+    )
+
+    sv = sub.add_parser(
+        "serve",
+        help="serve a registered model version over HTTP (BentoML) until interrupted",
+    )
+    sv.add_argument(
+        "model_uri",
+        metavar="MODEL_URI",
+        help="models:/NAME/VERSION or models:/NAME@ALIAS (resolved to a version first)",
+    )
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+    sv.set_defaults(handler=_serve, json=False)
+
     demo = sub.add_parser(
         "demo",
         parents=[common],
@@ -203,6 +230,26 @@ def _promote(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from textops.registry.gate import promote
 
     return promote(settings, _policy(args), args.dataset).summary()
+
+
+def _labels_export(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from textops.labelling.export import export_labels
+
+    return export_labels(settings, args.base)
+
+
+def _labels_stats(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from textops.labelling.store import LabelStore
+
+    return LabelStore(settings.label_db).stats()
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> None:
+    from textops.serving.launcher import serve
+
+    code = serve(settings, args.model_uri, args.host, args.port)
+    if code not in (0, -2, -15, 130, 143):  # stopped by Ctrl-C or SIGTERM is a normal end
+        raise TextopsError(f"the BentoML server exited with status {code}")
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:

@@ -67,3 +67,21 @@ def test_export_with_no_labels_creates_nothing(settings: Settings, tmp_path: Pat
     store.put(v1)
     result = export_labels(settings)
     assert result == {**result, "dataset": v1.id, "created": False, "labels_added": 0}
+
+
+def test_cli_export_and_stats(settings: Settings, capsys) -> None:
+    import json
+
+    from textops.cli import main
+
+    open_store(settings.data_uri, settings).put(
+        build_dataset([Row("好", "a"), Row("坏", "b")], "seed")
+    )
+    store = LabelStore(settings.label_db)
+    store.add_samples([sample(1, text="一般般")])
+    store.submit_label("p-1", "a", "eve")
+    assert main(["labels", "stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["labels"] == 1
+    assert main(["labels", "export", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["created"] and out["labels_added"] == 1 and out["rows"] == 3

@@ -83,6 +83,30 @@ def pid_alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2 :].split()[:1] != ["Z"]
 
 
+def descendant_pids(pid: int) -> list[int]:
+    """Pids of every live descendant of `pid` (Linux /proc), children first.
+
+    Servers such as `bentoml serve` start workers in process groups of their own, which a
+    signal to the leader's group does not reach; a caller records them before stopping the
+    leader and checks afterwards that none survived.
+    """
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2 :].split()
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        children = [c for p in frontier for c in parents.get(p, [])]
+        found.extend(children)
+        frontier = children
+    return found
+
+
 @dataclass
 class ManagedProcess:
     """A server process started by `start_process`, leader of its own process group.

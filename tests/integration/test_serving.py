@@ -1,0 +1,370 @@
+"""The serving service for real: `textops serve` on a trained model, scraped by Prometheus.
+
+One small model is trained on embedded defaults (SQLite MLflow in a temporary TEXTOPS_HOME),
+promoted, and served by `textops serve models:/NAME@champion` as a child process on a free
+port; the tests then talk HTTP to it. Every process is stopped by pid at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.synthetic import make_rows
+from textops.devservers.chromium import start_chromium
+from textops.devservers.ports import LOOPBACK, free_port
+from textops.devservers.procs import (
+    ManagedProcess,
+    descendant_pids,
+    pid_alive,
+    start_process,
+    wait_until,
+)
+from textops.devservers.prometheus import start_prometheus
+
+pytestmark = pytest.mark.integration
+
+MODEL = "reviews-sentiment"
+LIMIT_TEXTS = 8
+LIMIT_CHARS = 50
+
+
+@dataclass
+class Served:
+    url: str
+    host_port: str
+    home: Path
+    process: ManagedProcess
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "TEXTOPS_"))}
+    env.update(TEXTOPS_HOME=str(home), PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def _cli(home: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "textops", *argv],
+        capture_output=True,
+        text=True,
+        env=_env(home),
+        timeout=300,
+    )
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def call(
+    url: str, body: bytes | dict | None = None, content_type: str | None = "application/json"
+) -> tuple[int, dict]:
+    """POST (or GET without a body); returns the status and the decoded JSON answer."""
+    data = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else body
+    request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    if content_type and data is not None:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    base = tmp_path_factory.mktemp("serving")
+    home = base / "home"
+    rows = base / "rows.jsonl"
+    rows.write_text(
+        "".join(
+            json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n"
+            for t, lab in make_rows(n_per_class=40, classes=3)
+        ),
+        "utf-8",
+    )
+    for argv in (
+        ("data", "snapshot", "--from", str(rows)),
+        ("train", "--n-estimators", "20"),
+        ("promote",),
+    ):
+        done = _cli(home, *argv)
+        assert done.returncode == 0, done.stderr
+    port = free_port()
+    proc = start_process(
+        "textops-serve",
+        [
+            sys.executable,
+            "-m",
+            "textops",
+            "serve",
+            f"models:/{MODEL}@champion",
+            "--port",
+            str(port),
+        ],
+        base / "serve.log",
+        env=_env(
+            home,
+            TEXTOPS_MAX_TEXTS=str(LIMIT_TEXTS),
+            TEXTOPS_MAX_TEXT_CHARS=str(LIMIT_CHARS),
+            TEXTOPS_VALUE_PER_ACCEPTED="2.5",
+        ),
+        cwd=base,
+        die_with_parent=True,
+    )
+    url = f"http://{LOOPBACK}:{port}"
+    started = Served(url, f"{LOOPBACK}:{port}", home, proc)
+    try:
+        wait_until(
+            lambda: _status(f"{url}/readyz") == 200,
+            timeout=240,
+            what="waiting for the service's /readyz",
+            proc=proc,
+        )
+        yield started
+    finally:
+        children = descendant_pids(proc.pid)
+        proc.stop(timeout=30)
+        # bentoml's workers run in process groups of their own: make sure none survived
+        wait_until(
+            lambda: not any(pid_alive(p) for p in children),
+            timeout=30,
+            what="waiting for the BentoML workers to exit",
+        )
+
+
+def test_alias_is_pinned_and_probes_answer(served: Served) -> None:
+    assert f"serving models:/{MODEL}/1 (from models:/{MODEL}@champion)" in served.process.tail()
+    assert _status(f"{served.url}/livez") == 200
+    assert _status(f"{served.url}/readyz") == 200
+    with urllib.request.urlopen(f"{served.url}/", timeout=5) as response:
+        page = response.read().decode()
+    assert "<title>textops classifier</title>" in page and 'fetch("/predict"' in page
+    status, spec = call(f"{served.url}/docs.json")
+    assert status == 200
+    predict = spec["paths"]["/predict"]["post"]
+    schema = predict["requestBody"]["content"]["application/json"]["schema"]
+    assert "texts" in schema["properties"]
+    assert "/feedback" in spec["paths"]
+
+
+def test_predict_then_feedback(served: Served) -> None:
+    status, body = call(
+        f"{served.url}/predict", {"texts": ["房间很干净，前台热情", "作者的故事不错"]}
+    )
+    assert status == 200, body
+    assert body["model"] == MODEL and body["version"] == "1"
+    first, second = body["predictions"]
+    assert first["id"] != second["id"] and len(first["id"]) == 32
+    assert set(first["probabilities"]) == {"书籍", "电脑", "酒店"}
+    assert sum(first["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert first["confidence"] == max(first["probabilities"].values())
+    assert first["label"] == "酒店" and second["label"] == "书籍"
+
+    status, fb = call(f"{served.url}/feedback", {"id": first["id"], "accepted": True})
+    assert status == 200 and fb["correct"] is True and fb["predicted"] == "酒店"
+    status, fb = call(f"{served.url}/feedback", {"id": second["id"], "label": "电脑"})
+    assert status == 200 and fb["correct"] is False
+    summary = fb["summary"]
+    assert summary["count"] >= 2 and 0 < summary["accuracy"] < 1
+    assert summary["business_value"] >= 2.5
+
+    status, again = call(f"{served.url}/feedback", {"id": first["id"], "accepted": False})
+    assert (status, again["reason"]) == (409, "duplicate_feedback")
+
+
+LONG = "好" * (LIMIT_CHARS + 1)
+BAD_PREDICTS = [
+    (b'{"texts": ["a"', "application/json", 400, "not valid JSON"),
+    (b'{"texts": ["a"]}', "text/plain", 415, "Content-Type must be application/json"),
+    (b'{"texts": ["a"]}', None, 415, "Content-Type must be application/json"),
+    (b'{"text": ["a"]}', "application/json", 422, 'needs "texts"'),
+    (b'{"texts": "a"}', "application/json", 422, '"texts" must be a list'),
+    (b'{"texts": ["a", 2]}', "application/json", 422, "texts[1] must be a string"),
+    (b'{"texts": []}', "application/json", 422, '"texts" is empty'),
+    (b'{"texts": ["   "]}', "application/json", 422, "texts[0] is empty or only whitespace"),
+    (b'{"texts": ["\xe5\xa5"]}', "application/json", 400, "not valid UTF-8"),
+    (
+        json.dumps({"texts": ["a"] * (LIMIT_TEXTS + 1)}).encode(),
+        "application/json",
+        413,
+        f"more than the {LIMIT_TEXTS} allowed",
+    ),
+    (
+        json.dumps({"texts": [LONG]}).encode(),
+        "application/json",
+        413,
+        f"texts[0] has {LIMIT_CHARS + 1} characters",
+    ),
+    (b"[1, 2]", "application/json", 400, "must be a JSON object"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "fragment"), BAD_PREDICTS)
+def test_bad_predict_input_is_a_clear_4xx(
+    served: Served, body: bytes, content_type: str | None, status: int, fragment: str
+) -> None:
+    got, answer = call(f"{served.url}/predict", body, content_type)
+    assert got == status, answer
+    assert fragment in answer["error"], answer
+
+
+def test_bad_feedback_is_a_clear_4xx(served: Served) -> None:
+    status, body = call(f"{served.url}/predict", {"texts": ["屏幕不错"]})
+    assert status == 200
+    known = body["predictions"][0]["id"]
+    status, answer = call(f"{served.url}/feedback", {"id": "0" * 32, "accepted": True})
+    assert status == 404 and "no recent prediction has id" in answer["error"]
+    status, answer = call(f"{served.url}/feedback", {"id": known, "label": "手机"})
+    assert status == 422 and "unknown label '手机'" in answer["error"]
+    status, answer = call(f"{served.url}/feedback", b"{", "application/json")
+    assert status == 400 and "not valid JSON" in answer["error"]
+    status, answer = call(f"{served.url}/feedback", {"id": known})
+    assert status == 422 and 'exactly one of "label"' in answer["error"]
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The value of the one sample of `name` whose labels include `labels`."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_are_valid_and_count(served: Served) -> None:
+    status, _ = call(f"{served.url}/predict", {"texts": ["房间很好 hello ☃"]})
+    assert status == 200
+    call(f"{served.url}/predict", {"texts": []})
+    with urllib.request.urlopen(f"{served.url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: make system-deps installs Debian's prometheus"
+    check = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr
+    ours = {"model": MODEL, "version": "1"}
+    assert _metric(text, "textops_requests_total", endpoint="predict", outcome="ok", **ours) >= 1
+    assert _metric(text, "textops_rejected_requests_total", reason="empty_list", **ours) >= 1
+    assert _metric(text, "textops_inference_batch_size_count", **ours) >= 1
+    assert _metric(text, "textops_text_unseen_characters_bucket", le="0.0", **ours) < _metric(
+        text, "textops_text_unseen_characters_count", **ours
+    )  # "hello ☃" was never seen in training
+    assert _metric(text, "textops_model_info", uri=f"models:/{MODEL}/1", **ours) == 1
+    assert "bentoml_service_request_total" in text  # BentoML's own beside ours
+
+
+def test_prometheus_scrapes_the_service(served: Served, tmp_path: Path) -> None:
+    prometheus = start_prometheus(tmp_path / "prometheus", [served.host_port], die_with_parent=True)
+    query = (
+        f'sum(textops_requests_total{{model="{MODEL}",version="1",'
+        'endpoint="predict",outcome="ok"})'
+    )
+
+    def value() -> tuple[float] | None:  # a tuple: wait_until needs a truthy answer, 0 is not
+        result = prometheus.query(query)
+        return (float(result[0]["value"][1]),) if result else None
+
+    try:
+        (before,) = wait_until(value, timeout=60, what="waiting for a first scrape")
+        for _ in range(3):
+            assert call(f"{served.url}/predict", {"texts": ["电池不错"]})[0] == 200
+
+        def increased() -> tuple[float] | None:
+            now = value()
+            return now if now is not None and now[0] >= before + 3 else None
+
+        (after,) = wait_until(
+            increased, timeout=60, what="waiting for Prometheus to see the new requests"
+        )
+        assert after >= before + 3
+        [target] = prometheus.targets()
+        assert target["health"] == "up", target
+    finally:
+        prometheus.stop()
+    assert not prometheus.process.alive()
+
+
+def test_serve_refuses_an_unknown_alias(served: Served) -> None:
+    done = _cli(served.home, "serve", f"models:/{MODEL}@nope", "--port", str(free_port()))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    # the last line: MLflow may warn about pyfunc type hints first, whatever filters say
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"textops: error: model '{MODEL}' has no version with alias 'nope'"
+    )
+
+
+def test_the_page_classifies_and_sends_feedback(served: Served, tmp_path: Path) -> None:
+    browser = start_chromium(tmp_path / "chromium", die_with_parent=True)
+    page = browser.page()
+    try:
+        page.navigate(f"{served.url}/")
+        wait_until(
+            lambda: (
+                page.evaluate("document.readyState") == "complete"
+                and page.evaluate("document.title") == "textops classifier"
+            ),
+            timeout=30,
+            what="waiting for the page to load",
+        )
+        page.evaluate(
+            'document.getElementById("texts").value = "房间很干净，前台热情\\n\\n作者的故事不错";'
+            'document.getElementById("classify").click()'
+        )
+        rows = "document.querySelectorAll('#results tbody tr')"
+        wait_until(
+            lambda: page.evaluate(f"{rows}.length") == 2,
+            timeout=30,
+            what="waiting for two result rows",
+        )
+        labels = page.evaluate(
+            "[...document.querySelectorAll('#results td.label')].map(td => td.textContent)"
+        )
+        assert labels == ["酒店", "书籍"]
+        assert "Model reviews-sentiment, version 1." in page.evaluate(
+            "document.getElementById('model').textContent"
+        )
+        page.evaluate(f"{rows}[0].querySelector('button[data-accepted=\"false\"]').click()")
+        verdict = wait_until(
+            lambda: (
+                (text := page.evaluate(f"{rows}[0].lastElementChild.textContent"))
+                and "online accuracy" in text
+                and text
+            ),
+            timeout=30,
+            what="waiting for the feedback to be recorded",
+        )
+        assert verdict.startswith("✘ wrong")
+        # a blank submission shows the service's message, not a crash
+        page.evaluate(
+            'document.getElementById("texts").value = "  ";'
+            'document.getElementById("classify").click()'
+        )
+        wait_until(
+            lambda: (
+                '"texts" is empty' in page.evaluate("document.getElementById('status').textContent")
+            ),
+            timeout=30,
+            what="waiting for the error message",
+        )
+    finally:
+        page.close()
+        browser.stop()
+    assert not browser.process.alive()

@@ -1,0 +1,164 @@
+"""Request validation, serving settings, input quality and the feedback memory (pure)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from textops.errors import TextopsError
+from textops.serving.config import Limits, load_serving_config
+from textops.serving.model_loader import ModelRef, parse_model_uri
+from textops.serving.quality import QualityMeter
+from textops.serving.recent import (
+    AlreadyJudged,
+    FeedbackTally,
+    RecentPredictions,
+    StoredPrediction,
+)
+from textops.serving.validation import (
+    REASONS,
+    Feedback,
+    RequestRejected,
+    max_body_bytes,
+    parse_json_object,
+    validate_feedback,
+    validate_texts,
+)
+
+LIMITS = Limits(max_texts=3, max_text_chars=10)
+JSON = "application/json"
+
+
+def _rejected(call, *args) -> RequestRejected:
+    with pytest.raises(RequestRejected) as info:
+        call(*args)
+    assert info.value.reason in REASONS
+    assert 400 <= info.value.status < 500
+    return info.value
+
+
+def _predict(body: bytes, content_type: str | None = JSON) -> list[str]:
+    return validate_texts(parse_json_object(body, content_type, max_body_bytes(LIMITS)), LIMITS)
+
+
+def test_valid_texts_pass_unchanged() -> None:
+    body = json.dumps({"texts": ["房间很好", " 一般 "]}, ensure_ascii=False).encode()
+    assert _predict(body) == ["房间很好", " 一般 "]
+    assert _predict(body, "application/json; charset=UTF-8") == ["房间很好", " 一般 "]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "reason", "fragment"),
+    [
+        (b'{"texts": ["a"]}', "text/plain", 415, "content_type", "got text/plain"),
+        (b'{"texts": ["a"]}', None, 415, "content_type", "got none"),
+        (b'{"texts": ["a"]}', "application/json; charset=latin-1", 415, "content_type", "UTF-8"),
+        (b'{"texts": ["\xff"]}', JSON, 400, "invalid_utf8", "not valid UTF-8 (byte 12"),
+        (b'{"texts": [', JSON, 400, "invalid_json", "not valid JSON"),
+        (b"", JSON, 400, "invalid_json", "body is empty"),
+        (b'["a"]', JSON, 400, "not_an_object", "got a list"),
+        (b'{"text": "a"}', JSON, 422, "missing_texts", '"texts"'),
+        (b'{"texts": "a"}', JSON, 422, "texts_not_a_list", "got a string"),
+        (b'{"texts": []}', JSON, 422, "empty_list", "is empty"),
+        (b'{"texts": ["a", 1]}', JSON, 422, "not_a_string", "texts[1] must be a string"),
+        (b'{"texts": ["a", null]}', JSON, 422, "not_a_string", "got null"),
+        (b'{"texts": ["a", " \\n\\t"]}', JSON, 422, "empty_text", "texts[1] is empty"),
+        (b'{"texts": ["a", "b", "c", "d"]}', JSON, 413, "too_many_texts", "4 items"),
+        (b'{"texts": ["' + b"x" * 11 + b'"]}', JSON, 413, "text_too_long", "11 characters"),
+        (b'{"texts": ["\\ud800"]}', JSON, 400, "invalid_text", "unpaired surrogate"),
+        (b" " * (max_body_bytes(LIMITS) + 1), JSON, 413, "body_too_large", "bytes"),
+    ],
+)
+def test_bad_predict_bodies_name_the_problem(
+    body: bytes, content_type: str | None, status: int, reason: str, fragment: str
+) -> None:
+    error = _rejected(_predict, body, content_type)
+    assert (error.status, error.reason) == (status, reason)
+    assert fragment in error.message
+    assert error.body() == {"error": error.message, "reason": reason}
+
+
+def test_text_length_counts_characters_not_bytes() -> None:
+    assert _predict(json.dumps({"texts": ["酒" * 10]}).encode()) == ["酒" * 10]
+
+
+def test_feedback_needs_a_known_label_or_a_boolean() -> None:
+    classes = ["书籍", "酒店"]
+    assert validate_feedback({"id": "p1", "label": "酒店"}, classes) == Feedback("p1", label="酒店")
+    assert validate_feedback({"id": "p1", "accepted": False}, classes) == Feedback(
+        "p1", accepted=False
+    )
+    cases = [
+        ({"label": "酒店"}, "missing_id"),
+        ({"id": "", "accepted": True}, "missing_id"),
+        ({"id": "p1"}, "bad_feedback"),
+        ({"id": "p1", "label": "酒店", "accepted": True}, "bad_feedback"),
+        ({"id": "p1", "accepted": 1}, "bad_feedback"),
+        ({"id": "p1", "label": 3}, "bad_feedback"),
+        ({"id": "p1", "label": "手机"}, "unknown_label"),
+    ]
+    for payload, reason in cases:
+        assert _rejected(validate_feedback, payload, classes).reason == reason, payload
+    message = _rejected(validate_feedback, {"id": "p1", "label": "手机"}, classes).message
+    assert "'手机'" in message and "'书籍', '酒店'" in message
+
+
+def test_serving_config_from_env() -> None:
+    config = load_serving_config(
+        {
+            "TEXTOPS_MODEL_URI": "models:/m/3",
+            "TEXTOPS_MAX_TEXTS": "5",
+            "TEXTOPS_MAX_TEXT_CHARS": "100",
+            "TEXTOPS_VALUE_PER_ACCEPTED": "2.5",
+            "TEXTOPS_MAX_BATCH_SIZE": "16",
+        }
+    )
+    assert config.limits == Limits(5, 100) and config.value_per_accepted == 2.5
+    assert (config.max_batch_size, config.max_latency_ms) == (16, 10)
+    for env, fragment in [
+        ({}, "TEXTOPS_MODEL_URI is not set"),
+        ({"TEXTOPS_MODEL_URI": "m", "TEXTOPS_MAX_TEXTS": "0"}, "positive integer"),
+        ({"TEXTOPS_MODEL_URI": "m", "TEXTOPS_MAX_TEXT_CHARS": "x"}, "positive integer"),
+        ({"TEXTOPS_MODEL_URI": "m", "TEXTOPS_VALUE_PER_ACCEPTED": "-1"}, "zero or more"),
+    ]:
+        with pytest.raises(TextopsError, match=fragment):
+            load_serving_config(env)
+
+
+def test_model_uris() -> None:
+    assert parse_model_uri("models:/reviews-sentiment/12") == ModelRef("reviews-sentiment", "12")
+    alias = parse_model_uri("models:/reviews-sentiment@champion")
+    assert alias == ModelRef("reviews-sentiment", alias="champion") and not alias.pinned
+    assert alias.uri == "models:/reviews-sentiment@champion"
+    for bad in ("runs:/abc/model", "models:/m", "models:/m/latest", "models:/m@"):
+        with pytest.raises(TextopsError, match="not a registered model URI"):
+            parse_model_uri(bad)
+
+
+def test_quality_against_the_training_vocabulary() -> None:
+    meter = QualityMeter({"vocabulary": "房间很好"})
+    q = meter.measure("房间 很差abc")
+    assert q.length == 8
+    assert q.unseen_chars == 4  # 差, a, b, c (the space is not a character of the text)
+    assert q.non_chinese_share == pytest.approx(3 / 7)
+
+
+def test_recent_predictions_are_bounded_and_judged_once() -> None:
+    recent = RecentPredictions(capacity=2)
+    for i in range(3):
+        recent.add(f"p{i}", StoredPrediction("a", {"a": 1.0}, f"t{i}"))
+    assert len(recent) == 2 and recent.get("p0") is None
+    assert recent.claim_feedback("p2").text == "t2"
+    with pytest.raises(AlreadyJudged):
+        recent.claim_feedback("p2")
+    with pytest.raises(KeyError):
+        recent.claim_feedback("p0")
+
+
+def test_tally() -> None:
+    tally = FeedbackTally(value_per_accepted=0.5)
+    assert tally.accuracy is None and tally.value == 0
+    for correct in (True, True, False, True):
+        tally.record(correct)
+    assert (tally.total, tally.accuracy, tally.value) == (4, 0.75, 1.5)

@@ -1,0 +1,254 @@
+"""The BentoML service: one pinned model version behind /predict, /feedback and a small page.
+
+Life cycle (as in KServe): load -> ready -> predict. ``__init__`` starts loading the model in
+a thread, so ``/livez`` answers at once while ``/readyz`` stays 503 until the pyfunc and its
+reference profile are in memory; a failed load makes ``/livez`` fail too, so Kubernetes
+restarts the pod and the log says why.
+
+The public endpoints are FastAPI class views on this service (mounted with
+``bentoml.asgi_app``) reading raw bodies, because BentoML's own pydantic parsing answers bad
+input with its own messages; :mod:`textops.serving.validation` gives every case a clear 4xx.
+Concurrent /predict requests share classifier calls through
+:class:`~textops.serving.batching.MicroBatcher` (why not BentoML's batching: see there).
+Bad input and a broken model look different to the caller: 4xx with a ``reason`` versus 503
+(not ready) or 500 (a bug, logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from importlib import resources
+from typing import Any
+
+import bentoml
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from textops.serving import validation
+from textops.serving.batching import MicroBatcher
+from textops.serving.config import load_serving_config
+from textops.serving.model_loader import LoadedModel, load, parse_model_uri, resolve
+from textops.serving.quality import QualityMeter
+from textops.serving.recent import AlreadyJudged, FeedbackTally, RecentPredictions, StoredPrediction
+from textops.serving.schemas import (
+    ErrorResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    FeedbackSummary,
+    Prediction,
+    PredictRequest,
+    PredictResponse,
+)
+from textops.serving.validation import RequestRejected
+from textops.settings import load_settings
+
+logger = logging.getLogger("textops.serving")
+
+PAGE = resources.files("textops.serving").joinpath("static/index.html").read_text("utf-8")
+
+web = FastAPI(title="textops classifier", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def _body_schema(model: type[Any]) -> dict[str, Any]:
+    """An OpenAPI request body for a handler that parses the raw body itself."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 422, 503)
+}
+
+
+class ModelNotReady(Exception):
+    """The model is still loading (or failed to): answer 503, not 500."""
+
+
+@bentoml.service(
+    name="textops-classifier",
+    resources={"cpu": "1", "memory": "1Gi"},
+    traffic={"timeout": 30},
+)
+@bentoml.asgi_app(web, path="/")
+class TextClassifierService:
+    """Serves the registered version named by ``TEXTOPS_MODEL_URI``."""
+
+    def __init__(self) -> None:
+        from textops.serving.metrics import ServingMetrics  # after the worker's multiproc setup
+
+        self.config = load_serving_config()
+        self.settings = load_settings()
+        ref = parse_model_uri(self.config.model_uri)
+        if not ref.pinned:  # an alias is resolved once, then the version is fixed
+            ref = resolve(self.settings, ref.uri)
+        self.ref = ref
+        self.metrics = ServingMetrics(ref.name, str(ref.version), self.config.max_batch_size)
+        self.recent = RecentPredictions(self.config.recent_capacity)
+        self.tally = FeedbackTally(self.config.value_per_accepted)
+        self.model: LoadedModel | None = None
+        self.quality: QualityMeter | None = None
+        self.load_error: str | None = None
+        self.batcher = MicroBatcher(
+            self._predict_rows,
+            self.config.max_batch_size,
+            self.config.max_latency_ms,
+            on_batch=self.metrics.batch,
+        )
+        threading.Thread(target=self._load, name="textops-model-load", daemon=True).start()
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            model = load(self.settings, self.ref)
+        except Exception as exc:
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            logger.error("loading %s failed: %s", self.ref.uri, self.load_error)
+            return
+        self.quality = QualityMeter(model.profile)
+        self.model = model
+        self.metrics.loaded(self.ref.uri)
+        logger.info("loaded %s in %.1fs", self.ref.uri, time.perf_counter() - started)
+
+    def __is_ready__(self) -> bool:
+        return self.model is not None and self.quality is not None
+
+    def __is_alive__(self) -> bool:
+        return self.load_error is None
+
+    def _ready(self) -> tuple[LoadedModel, QualityMeter]:
+        if self.model is None or self.quality is None:
+            state = f"failed to load: {self.load_error}" if self.load_error else "still loading"
+            raise ModelNotReady(f"model {self.ref.uri} is {state}")
+        return self.model, self.quality
+
+    def _predict_rows(self, texts: list[str]) -> list[list[float]]:
+        """Class probabilities (in the model's class order) for many texts in one call."""
+        model, _ = self._ready()
+        # float64 before rounding: float32 values print as 0.8044700026512146
+        rows: list[list[float]] = model.predict_proba(texts).astype(float).round(6).tolist()
+        return rows
+
+    @web.post(
+        "/predict",
+        response_model=PredictResponse,
+        responses=_ERRORS,
+        openapi_extra=_body_schema(PredictRequest),
+        summary="Classify texts",
+    )
+    async def predict(self, request: Request) -> Response:
+        """Label, confidence and class probabilities per text, with an id for feedback."""
+        started = time.perf_counter()
+        try:
+            payload = validation.parse_json_object(
+                await request.body(),
+                request.headers.get("content-type"),
+                validation.max_body_bytes(self.config.limits),
+            )
+            texts = validation.validate_texts(payload, self.config.limits)
+            model, quality = self._ready()
+            proba = await self.batcher.submit(texts)
+            answer = self._answer(model, quality, texts, proba)
+        except Exception as exc:
+            return self._failure("predict", exc, started)
+        self.metrics.request("predict", "ok", time.perf_counter() - started)
+        return JSONResponse(answer.model_dump())
+
+    def _answer(
+        self,
+        model: LoadedModel,
+        quality: QualityMeter,
+        texts: list[str],
+        proba: list[list[float]],
+    ) -> PredictResponse:
+        classes = model.classes
+        predictions = []
+        for text, row in zip(texts, proba, strict=True):
+            probabilities = dict(zip(classes, row, strict=True))
+            best = max(range(len(row)), key=row.__getitem__)
+            label, confidence = classes[best], row[best]
+            prediction_id = uuid.uuid4().hex
+            self.recent.add(prediction_id, StoredPrediction(label, probabilities, text))
+            self.metrics.prediction(label, confidence, quality.measure(text))
+            predictions.append(
+                Prediction(
+                    id=prediction_id,
+                    label=label,
+                    confidence=confidence,
+                    probabilities=probabilities,
+                )
+            )
+        return PredictResponse(model=model.name, version=model.version, predictions=predictions)
+
+    @web.post(
+        "/feedback",
+        response_model=FeedbackResponse,
+        responses=_ERRORS,
+        openapi_extra=_body_schema(FeedbackRequest),
+        summary="Say whether a prediction was right",
+    )
+    async def feedback(self, request: Request) -> Response:
+        """Record the true label (or accepted: true/false) of an earlier prediction."""
+        started = time.perf_counter()
+        try:
+            payload = validation.parse_json_object(
+                await request.body(), request.headers.get("content-type")
+            )
+            model, _ = self._ready()
+            given = validation.validate_feedback(payload, model.classes)
+            try:
+                stored = self.recent.claim_feedback(given.prediction_id)
+            except KeyError:
+                raise RequestRejected(
+                    404,
+                    validation.UNKNOWN_ID,
+                    f"no recent prediction has id {given.prediction_id!r} (this server keeps "
+                    f"the last {self.config.recent_capacity} predictions)",
+                ) from None
+            except AlreadyJudged:
+                raise RequestRejected(
+                    409,
+                    validation.DUPLICATE_FEEDBACK,
+                    f"feedback for prediction {given.prediction_id!r} was already recorded",
+                ) from None
+            correct = given.accepted if given.accepted is not None else given.label == stored.label
+            self.tally.record(correct)
+            gained = self.config.value_per_accepted if correct else 0.0
+            self.metrics.feedback_given(stored.label, correct, self.tally.accuracy, gained)
+            answer = FeedbackResponse(
+                id=given.prediction_id,
+                predicted=stored.label,
+                correct=correct,
+                summary=FeedbackSummary(
+                    count=self.tally.total,
+                    accuracy=self.tally.accuracy,
+                    business_value=self.tally.value,
+                ),
+            )
+        except Exception as exc:
+            return self._failure("feedback", exc, started)
+        self.metrics.request("feedback", "ok", time.perf_counter() - started)
+        return JSONResponse(answer.model_dump())
+
+    def _failure(self, endpoint: str, exc: Exception, started: float) -> JSONResponse:
+        """Turn an exception into a response and count it: 4xx, 503 or (a bug) 500."""
+        if isinstance(exc, RequestRejected):
+            self.metrics.reject(endpoint, exc.reason)
+            outcome, status, body = "rejected", exc.status, exc.body()
+        elif isinstance(exc, ModelNotReady):
+            outcome, status = "unavailable", 503
+            body = {"error": str(exc), "reason": "not_ready"}
+        else:
+            logger.exception("%s failed", endpoint)
+            outcome, status = "error", 500
+            body = {"error": "internal error, see the server log", "reason": "internal"}
+        self.metrics.request(endpoint, outcome, time.perf_counter() - started)
+        return JSONResponse(body, status_code=status)
+
+    @web.get("/", include_in_schema=False)
+    async def page(self) -> HTMLResponse:
+        """A page for people: paste texts, see labels, mark predictions right or wrong."""
+        return HTMLResponse(PAGE)

@@ -1,0 +1,89 @@
+"""Serving settings from the environment, resolved in one place (pure).
+
+- ``TEXTOPS_MODEL_URI`` (required): the pinned ``models:/NAME/VERSION`` to serve; an alias
+  (``models:/NAME@champion``) is accepted and resolved once at start-up, but a pinned version
+  is what rollouts should use, so that every pod serves the same thing.
+- ``TEXTOPS_MAX_TEXTS`` (64): texts per ``/predict`` request.
+- ``TEXTOPS_MAX_TEXT_CHARS`` (2000): characters per text; longer reviews are refused, not cut.
+- ``TEXTOPS_MAX_BATCH_SIZE`` (64): most texts in one classifier call (micro-batching).
+- ``TEXTOPS_MAX_LATENCY_MS`` (10): longest a request waits for others to join its batch when
+  the classifier is idle; under load batches fill while the previous one runs.
+- ``TEXTOPS_VALUE_PER_ACCEPTED`` (1.0): business value credited per accepted prediction.
+- ``TEXTOPS_RECENT_PREDICTIONS`` (10000): predictions kept in memory for ``/feedback``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from textops.errors import TextopsError
+
+MODEL_URI_ENV = "TEXTOPS_MODEL_URI"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may carry; beyond it the request is refused with a 4xx."""
+
+    max_texts: int = 64
+    max_text_chars: int = 2000
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    model_uri: str
+    limits: Limits
+    max_batch_size: int = 64
+    max_latency_ms: int = 10
+    value_per_accepted: float = 1.0
+    recent_capacity: int = 10_000
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise TextopsError(f"{name} must be a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise TextopsError(f"{name} must be a positive integer, got {raw!r}")
+    return value
+
+
+def _non_negative(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise TextopsError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise TextopsError(f"{name} must be zero or more, got {raw!r}")
+    return value
+
+
+def load_serving_config(env: Mapping[str, str] | None = None) -> ServingConfig:
+    e = os.environ if env is None else env
+    uri = (e.get(MODEL_URI_ENV) or "").strip()
+    if not uri:
+        raise TextopsError(f"{MODEL_URI_ENV} is not set: give the models:/NAME/VERSION to serve")
+    return ServingConfig(
+        model_uri=uri,
+        limits=Limits(
+            max_texts=_positive_int(e, "TEXTOPS_MAX_TEXTS", Limits.max_texts),
+            max_text_chars=_positive_int(e, "TEXTOPS_MAX_TEXT_CHARS", Limits.max_text_chars),
+        ),
+        max_batch_size=_positive_int(e, "TEXTOPS_MAX_BATCH_SIZE", ServingConfig.max_batch_size),
+        max_latency_ms=_positive_int(e, "TEXTOPS_MAX_LATENCY_MS", ServingConfig.max_latency_ms),
+        value_per_accepted=_non_negative(
+            e, "TEXTOPS_VALUE_PER_ACCEPTED", ServingConfig.value_per_accepted
+        ),
+        recent_capacity=_positive_int(
+            e, "TEXTOPS_RECENT_PREDICTIONS", ServingConfig.recent_capacity
+        ),
+    )

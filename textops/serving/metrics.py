@@ -1,0 +1,167 @@
+"""Every Prometheus metric of the serving side, defined in one place.
+
+Names follow the Prometheus conventions (``textops_`` prefix, base units, ``_total`` on
+counters); every series carries ``model`` and ``version`` so a canary and the stable version
+are told apart, and ``class`` where a per-class view matters. BentoML serves them on
+``/metrics`` next to its own ``bentoml_*`` series: under ``bentoml serve`` prometheus_client
+runs in multiprocess mode, which is why this module is imported only inside the worker (after
+``PROMETHEUS_MULTIPROC_DIR`` is set) and why the gauges declare how workers combine.
+
+Online accuracy is also a gauge for convenience; across several workers the exact figure is
+``sum(textops_feedback_total{outcome="correct"}) / sum(textops_feedback_total)``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from textops.monitoring.reference import NON_CHINESE_EDGES
+from textops.serving.quality import TextQuality
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CONFIDENCE_BUCKETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+LENGTH_BUCKETS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+UNSEEN_BUCKETS = (0, 1, 2, 5, 10, 20, 50)
+# the profile's bins, so a dashboard compares like with like (0 gets a bucket of its own)
+NON_CHINESE_BUCKETS = tuple(sorted({0.0, *NON_CHINESE_EDGES[1:]}))
+
+BASE = ("model", "version")
+
+
+def batch_buckets(max_batch_size: int) -> tuple[float, ...]:
+    """Powers of two up to the declared maximum batch size (inclusive)."""
+    buckets = [1.0]
+    while buckets[-1] < max_batch_size:
+        buckets.append(min(buckets[-1] * 2, float(max_batch_size)))
+    return tuple(buckets)
+
+
+class ServingMetrics:
+    """The metrics of one served model version, with its labels already bound."""
+
+    def __init__(
+        self,
+        model: str,
+        version: str,
+        max_batch_size: int = 64,
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
+        self.model, self.version = model, version
+        r = registry
+        self.requests = Counter(
+            "textops_requests",
+            "Requests by endpoint and outcome (ok, rejected, unavailable, error).",
+            [*BASE, "endpoint", "outcome"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "textops_request_duration_seconds",
+            "Time from request to response, by endpoint.",
+            [*BASE, "endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rejected = Counter(
+            "textops_rejected_requests",
+            "Requests refused with a 4xx, by endpoint and reason.",
+            [*BASE, "endpoint", "reason"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "textops_inference_batch_size",
+            "Texts per call of the batched classifier (after adaptive batching).",
+            BASE,
+            buckets=batch_buckets(max_batch_size),
+            registry=r,
+        )
+        self.predictions = Counter(
+            "textops_predictions",
+            "Texts classified, by predicted class.",
+            [*BASE, "class"],
+            registry=r,
+        )
+        self.confidence = Histogram(
+            "textops_prediction_confidence",
+            "Probability of the predicted class, by predicted class.",
+            [*BASE, "class"],
+            buckets=CONFIDENCE_BUCKETS,
+            registry=r,
+        )
+        self.text_length = Histogram(
+            "textops_text_length_characters",
+            "Characters per classified text.",
+            BASE,
+            buckets=LENGTH_BUCKETS,
+            registry=r,
+        )
+        self.non_chinese = Histogram(
+            "textops_text_non_chinese_ratio",
+            "Share of non-whitespace characters per text that are not Chinese ideographs.",
+            BASE,
+            buckets=NON_CHINESE_BUCKETS,
+            registry=r,
+        )
+        self.unseen = Histogram(
+            "textops_text_unseen_characters",
+            "Characters per text that never occurred in the training data.",
+            BASE,
+            buckets=UNSEEN_BUCKETS,
+            registry=r,
+        )
+        self.feedback = Counter(
+            "textops_feedback",
+            "Feedback received, by predicted class and outcome (correct, wrong).",
+            [*BASE, "class", "outcome"],
+            registry=r,
+        )
+        self.accuracy = Gauge(
+            "textops_online_accuracy_ratio",
+            "Share of predictions with feedback that were correct (this worker).",
+            BASE,
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.value = Counter(
+            "textops_business_value",
+            "Business value of accepted predictions (TEXTOPS_VALUE_PER_ACCEPTED each).",
+            BASE,
+            registry=r,
+        )
+        self.info = Gauge(
+            "textops_model_info",
+            "The served model version (always 1).",
+            [*BASE, "uri"],
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self._bound = {"model": model, "version": version}
+
+    def loaded(self, uri: str) -> None:
+        self.info.labels(uri=uri, **self._bound).set(1)
+
+    def request(self, endpoint: str, outcome: str, seconds: float) -> None:
+        self.requests.labels(endpoint=endpoint, outcome=outcome, **self._bound).inc()
+        self.latency.labels(endpoint=endpoint, **self._bound).observe(seconds)
+
+    def reject(self, endpoint: str, reason: str) -> None:
+        self.rejected.labels(endpoint=endpoint, reason=reason, **self._bound).inc()
+
+    def batch(self, size: int) -> None:
+        self.batch_size.labels(**self._bound).observe(size)
+
+    def prediction(self, label: str, confidence: float, quality: TextQuality) -> None:
+        self.predictions.labels(**{"class": label}, **self._bound).inc()
+        self.confidence.labels(**{"class": label}, **self._bound).observe(confidence)
+        self.text_length.labels(**self._bound).observe(quality.length)
+        self.non_chinese.labels(**self._bound).observe(quality.non_chinese_share)
+        self.unseen.labels(**self._bound).observe(quality.unseen_chars)
+
+    def feedback_given(
+        self, predicted: str, correct: bool, accuracy: float | None, value_gained: float
+    ) -> None:
+        outcome = "correct" if correct else "wrong"
+        self.feedback.labels(**{"class": predicted}, outcome=outcome, **self._bound).inc()
+        if accuracy is not None:
+            self.accuracy.labels(**self._bound).set(accuracy)
+        if value_gained > 0:
+            self.value.labels(**self._bound).inc(value_gained)
