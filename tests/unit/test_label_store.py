@@ -31,3 +31,24 @@ def test_unreachable_database_is_a_clear_error() -> None:
     with pytest.raises(TextopsError, match="unreachable") as caught:
         LabelStore("mysql+pymysql://u:secret@127.0.0.1:9/db")
     assert "secret" not in str(caught.value)
+
+
+def test_a_transaction_aborted_by_a_lock_conflict_is_retried(tmp_path: Path) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    store = LabelStore(f"sqlite:///{tmp_path}/r.db")
+    calls: list[int] = []
+
+    def work(conn: object) -> str:
+        calls.append(1)
+        if len(calls) < 3:  # what pymysql raises when InnoDB picks this transaction to abort
+            raise OperationalError("INSERT ...", {}, Exception(1213, "Deadlock found"))
+        return "done"
+
+    assert store._transaction(work) == "done" and len(calls) == 3
+
+    def broken(conn: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception(1146, "Table doesn't exist"))
+
+    with pytest.raises(OperationalError):
+        store._transaction(broken)  # not a lock conflict: no retry, the error surfaces

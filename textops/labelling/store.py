@@ -18,10 +18,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -30,6 +32,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from textops.errors import TextopsError
 
 QUEUED, LABELLED, SKIPPED = "queued", "labelled", "skipped"
+RETRIES = 5  # attempts for a transaction the database aborted to break a lock conflict
+T = TypeVar("T")
 
 metadata = sa.MetaData()
 schema_version = sa.Table(
@@ -179,31 +183,23 @@ class LabelStore:
 
     def add_samples(self, captured: Iterable[CapturedSample]) -> int:
         """Queue samples; ids already present are kept as they are. Returns how many were new."""
-        added = 0
-        with self.engine.begin() as conn:
-            for s in captured:
+        batch = list(captured)
+
+        def work(conn: Connection) -> int:
+            added = 0
+            for s in batch:
                 exists = conn.execute(sa.select(samples.c.id).where(samples.c.id == s.id))
                 if exists.first() is not None:
                     continue
-                conn.execute(
-                    samples.insert().values(
-                        id=s.id,
-                        text=s.text,
-                        text_sha256=text_sha256(s.text),
-                        model_name=s.model_name,
-                        model_version=s.model_version,
-                        predicted_label=s.predicted_label,
-                        confidence=float(s.confidence),
-                        probabilities=json.dumps(s.probabilities, ensure_ascii=False),
-                        reason=s.reason,
-                        score=float(s.score),
-                        score_parts=json.dumps(s.score_parts, ensure_ascii=False),
-                        status=QUEUED,
-                        created_at=_now(),
-                    )
-                )
-                added += 1
-        return added
+                try:
+                    with conn.begin_nested():  # another replica may capture the same id
+                        conn.execute(samples.insert().values(**_sample_row(s)))
+                    added += 1
+                except IntegrityError:
+                    pass
+            return added
+
+        return self._transaction(work)
 
     def queue(self, limit: int = 20, offset: int = 0, status: str = QUEUED) -> list[QueueItem]:
         """Samples in the given status, best score first (ties: oldest first)."""
@@ -221,7 +217,8 @@ class LabelStore:
         label, annotator = label.strip(), annotator.strip() or "anonymous"
         if not label:
             raise TextopsError("a label must not be empty")
-        with self.engine.begin() as conn:
+
+        def work(conn: Connection) -> tuple[bool, list[str]]:
             self._require(conn, sample_id)
             created = True
             try:
@@ -234,32 +231,48 @@ class LabelStore:
             except IntegrityError:
                 created = False  # the same annotator gave the same label before
             conn.execute(samples.update().where(samples.c.id == sample_id).values(status=LABELLED))
-            given = [
-                r[0]
-                for r in conn.execute(
-                    sa.select(labels.c.label)
-                    .where(labels.c.sample_id == sample_id)
-                    .order_by(labels.c.id)
-                )
-            ]
+            given = conn.execute(
+                sa.select(labels.c.label)
+                .where(labels.c.sample_id == sample_id)
+                .order_by(labels.c.id)
+            )
+            return created, [r[0] for r in given]
+
+        created, given = self._transaction(work)
         distinct = list(dict.fromkeys(given))
         return LabelResult(sample_id, label, created, len(distinct) > 1, distinct)
 
+    def _transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one transaction, again if the database broke a lock conflict.
+
+        InnoDB resolves concurrent inserts into the same unique index by aborting one of them
+        (deadlock 1213, lock wait timeout 1205) and SQLite answers "database is locked"; both
+        mean "try again", and the retry is safe because the transaction was rolled back.
+        """
+        for attempt in range(RETRIES):
+            try:
+                with self.engine.begin() as conn:
+                    return work(conn)
+            except OperationalError as exc:
+                if attempt == RETRIES - 1 or not _is_lock_conflict(exc):
+                    raise
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        raise AssertionError("unreachable")
+
     def skip(self, sample_id: str, annotator: str) -> None:
-        with self.engine.begin() as conn:
+        def work(conn: Connection) -> None:
             self._require(conn, sample_id)
+            who = annotator.strip() or "anonymous"
             conn.execute(
-                skips.insert().values(
-                    sample_id=sample_id,
-                    annotator=annotator.strip() or "anonymous",
-                    created_at=_now(),
-                )
+                skips.insert().values(sample_id=sample_id, annotator=who, created_at=_now())
             )
             conn.execute(
                 samples.update()
                 .where(samples.c.id == sample_id, samples.c.status == QUEUED)
                 .values(status=SKIPPED)
             )
+
+        self._transaction(work)
 
     def labels_after(self, last_id: int = 0) -> list[StoredLabel]:
         """Every label with an id above ``last_id``, oldest first (for incremental export)."""
@@ -310,6 +323,29 @@ class LabelStore:
         found = conn.execute(sa.select(samples.c.id).where(samples.c.id == sample_id)).first()
         if found is None:
             raise UnknownSampleError(f"no captured sample with id {sample_id!r}")
+
+
+def _sample_row(s: CapturedSample) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "text": s.text,
+        "text_sha256": text_sha256(s.text),
+        "model_name": s.model_name,
+        "model_version": s.model_version,
+        "predicted_label": s.predicted_label,
+        "confidence": float(s.confidence),
+        "probabilities": json.dumps(s.probabilities, ensure_ascii=False),
+        "reason": s.reason,
+        "score": float(s.score),
+        "score_parts": json.dumps(s.score_parts, ensure_ascii=False),
+        "status": QUEUED,
+        "created_at": _now(),
+    }
+
+
+def _is_lock_conflict(exc: OperationalError) -> bool:
+    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    return code in (1205, 1213) or "database is locked" in str(exc.orig)
 
 
 def _item(row: Any) -> QueueItem:
