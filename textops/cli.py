@@ -21,6 +21,12 @@ from textops.settings import Settings, load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["operator"]:  # its own options (-n, --liveness, -v, --help) go to Kopf's CLI
+        from textops.operator.main import main as operator_main
+
+        operator_main(argv[1:])
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     settings = load_settings()
@@ -133,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_parser("stats", parents=[common], help="queue and label counts").set_defaults(
         handler=_labels_stats
     )
+
+    op = sub.add_parser(
+        "operator",
+        add_help=False,
+        help="run the ModelDeployment operator against the current kubeconfig "
+        "(options: -n NAMESPACE, --liveness URL, -v; see 'textops operator --help')",
+    )
+    op.add_argument("operator_args", nargs=argparse.REMAINDER)  # handled in main()
 
     sv = sub.add_parser(
         "serve",

@@ -1,0 +1,707 @@
+"""The operator, run for real, against a real control plane, MLflow server and Prometheus.
+
+The operator runs as a subprocess (``python -m textops.operator --namespace NS``) under the
+least-privilege ServiceAccount of ``manifests/rbac/`` (a token kubeconfig), so a missing
+permission fails these tests. kwok makes serving pods Ready and completes Job pods at once; no
+container runs. Model versions are registered cheaply in the real MLflow registry (no
+training: the operator only reads versions, aliases and tags). The one stand-in: a tiny HTTP
+server in the test plays the BentoML pod's ``/metrics``, scraped by a real Prometheus.
+
+Every wait polls a condition with a deadline; nothing sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from tests.plugins.cluster import wait_until
+from textops.devcluster import Cluster
+from textops.devservers.procs import ManagedProcess, start_process
+from textops.operator.policy import trigger_id
+from textops.operator.spec import GROUP, PLURAL, RETRAIN_ANNOTATION, VERSION
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = ROOT / "manifests" / "crd" / "modeldeployments.textops.io.yaml"
+RBAC_DIR = ROOT / "manifests" / "rbac"
+OPERATOR_MANIFEST = ROOT / "manifests" / "operator" / "deployment.yaml"
+SA_NAMESPACE, SA_NAME = "textops-system", "textops-operator"
+EXPERIMENT = "textops-operator-tests"
+SA_USER = f"system:serviceaccount:{SA_NAMESPACE}:{SA_NAME}"
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def kubectl_m(k8s_cluster: Cluster) -> Kubectl:
+    """Module-scoped kubectl (the module fixtures below need one)."""
+    env = k8s_cluster.env()
+
+    def run(*args: str, check: bool = False, timeout: float = 60) -> Any:
+        return subprocess.run(
+            [str(k8s_cluster.tools.kubectl), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def crd(kube_api: Any, kubectl_m: Kubectl) -> None:
+    """The CRD from the manifest, Established."""
+    kubectl_m("apply", "--server-side", "-f", str(CRD_FILE), check=True)
+    kubectl_m("wait", "--for=condition=Established", "crd/modeldeployments.textops.io", check=True)
+
+
+@pytest.fixture(scope="module")
+def operator_kubeconfig(
+    k8s_cluster: Cluster, kubectl_m: Kubectl, crd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A kubeconfig authenticating as the operator's ServiceAccount (manifests/rbac/)."""
+    kubectl_m("apply", "-f", str(RBAC_DIR), check=True)
+    wait_until(
+        "operator ServiceAccount",
+        lambda: kubectl_m("get", "sa", SA_NAME, "-n", SA_NAMESPACE).returncode == 0,
+        timeout=30,
+    )
+    token = kubectl_m(
+        "create", "token", SA_NAME, "-n", SA_NAMESPACE, "--duration=2h", check=True
+    ).stdout.strip()
+    admin = yaml.safe_load(k8s_cluster.kubeconfig.read_text())
+    user = admin["contexts"][0]["context"]["user"]
+    for entry in admin["users"]:
+        if entry["name"] == user:
+            entry["user"] = {"token": token}
+    path = tmp_path_factory.mktemp("operator") / "kubeconfig"
+    path.write_text(yaml.safe_dump(admin))
+    return path
+
+
+@dataclass
+class Operator:
+    """The operator subprocess: restartable, killable, its log attached on failure."""
+
+    env: dict[str, str]
+    namespace: str
+    log_path: Path
+    process: ManagedProcess | None = None
+
+    def start(self) -> None:
+        self.process = start_process(
+            "textops-operator",
+            [sys.executable, "-m", "textops.operator", "--namespace", self.namespace],
+            self.log_path,
+            env=self.env,
+            cwd=ROOT,
+            die_with_parent=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.alive()
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no final status write, as a crashed node would do."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process.popen is not None:
+            self.process.popen.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=20)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def operator(
+    k8s_namespace: str,
+    operator_kubeconfig: Path,
+    mlflow_env: dict[str, str],
+    kube_api: Any,
+    tmp_path: Path,
+) -> Iterator[Operator]:
+    """The operator watching the test's namespace, stopped (after its resources) afterwards."""
+    env = {
+        **os.environ,
+        **mlflow_env,
+        "KUBECONFIG": str(operator_kubeconfig),
+        "TEXTOPS_RECONCILE_SECONDS": "1",
+        "TEXTOPS_SERVING_IMAGE": "registry.invalid/textops/serving:test",  # kwok never pulls
+        "TEXTOPS_TRAINING_IMAGE": "registry.invalid/textops/training:test",
+        "TEXTOPS_PROMETHEUS_URL": "http://127.0.0.1:9",  # nothing listens: tests set their own
+    }
+    op = Operator(env=env, namespace=k8s_namespace, log_path=tmp_path / "operator.log")
+    op.start()
+    try:
+        yield op
+    finally:
+        # Delete the resources while the operator runs, so it releases its finalizer.
+        custom = client.CustomObjectsApi(kube_api)
+        if not op.alive():
+            op.start()
+        for item in custom.list_namespaced_custom_object(GROUP, VERSION, k8s_namespace, PLURAL)[
+            "items"
+        ]:
+            custom.delete_namespaced_custom_object(
+                GROUP, VERSION, k8s_namespace, PLURAL, item["metadata"]["name"]
+            )
+        wait_until(
+            "ModelDeployments deleted",
+            lambda: (
+                not custom.list_namespaced_custom_object(GROUP, VERSION, k8s_namespace, PLURAL)[
+                    "items"
+                ]
+            ),
+            timeout=60,
+        )
+        op.stop()
+        # pytest shows captured output only for a failed test: there, the operator's log.
+        print(f"---- operator log ({op.log_path}) ----\n{op.log()[-20000:]}")
+
+
+@pytest.fixture
+def registry(mlflow_env: dict[str, str]) -> MlflowClient:
+    uri = mlflow_env["MLFLOW_TRACKING_URI"]
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def register(registry: MlflowClient, name: str, tags: dict[str, str] | None = None) -> str:
+    """A registered version without training: the operator reads only versions and tags."""
+    with contextlib.suppress(MlflowException):  # registered by an earlier call
+        registry.create_registered_model(name)
+    experiment = registry.get_experiment_by_name(EXPERIMENT)
+    experiment_id = (
+        experiment.experiment_id if experiment else registry.create_experiment(EXPERIMENT)
+    )
+    run = registry.create_run(experiment_id)
+    registry.set_terminated(run.info.run_id)
+    version = registry.create_model_version(
+        name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id, tags=tags or {}
+    )
+    return str(version.version)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class Cluster_:
+    """Reads of what the operator wrote, for one namespace."""
+
+    def __init__(self, api: Any, namespace: str) -> None:
+        self.ns = namespace
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+
+    def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ModelDeployment",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.ns, PLURAL, body
+        )  # type: ignore[assignment]
+        return created
+
+    def mdep(self, name: str) -> dict[str, Any]:
+        got: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.ns, PLURAL, name
+        )  # type: ignore[assignment]
+        return got
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self.mdep(name).get("status") or {}
+
+    def condition(self, name: str, type_: str) -> dict[str, Any]:
+        for cond in self.status(name).get("conditions") or []:
+            if cond["type"] == type_:
+                return dict(cond)
+        return {}
+
+    def deployment_uri(self, name: str) -> str | None:
+        try:
+            dep = self.apps.read_namespaced_deployment(name, self.ns)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        env = {e.name: e.value for e in dep.spec.template.spec.containers[0].env}
+        return env.get("TEXTOPS_MODEL_URI")
+
+    def events(self, reason: str) -> list[Any]:
+        items = self.core.list_namespaced_event(self.ns).items
+        return [e for e in items if e.reason == reason]
+
+    def jobs(self) -> list[Any]:
+        return list(self.batch.list_namespaced_job(self.ns).items)
+
+    def serving(self, name: str, version: str) -> bool:
+        st = self.status(name)
+        return bool(
+            st.get("servingVersion") == version
+            and st.get("phase") == "Serving"
+            and self.condition(name, "Ready").get("status") == "True"
+        )
+
+
+@pytest.fixture
+def k8s(kube_api: Any, k8s_namespace: str) -> Cluster_:
+    return Cluster_(kube_api, k8s_namespace)
+
+
+# --------------------------------------------------------------------------- rollout
+
+
+def test_rollout_pins_the_alias_version_and_follows_it(
+    operator: Operator, k8s: Cluster_, registry: MlflowClient
+) -> None:
+    model = f"op-{uuid.uuid4().hex[:8]}"
+    v1 = register(registry, model)
+    registry.set_registered_model_alias(model, "champion", v1)
+    k8s.create("reviews", {"model": {"name": model, "alias": "champion"}})
+
+    wait_until("version 1 served", lambda: k8s.serving("reviews", v1), timeout=90)
+    assert k8s.deployment_uri("reviews") == f"models:/{model}/{v1}"
+    service = k8s.core.read_namespaced_service("reviews", k8s.ns)
+    assert service.spec.ports[0].port == 3000
+    st = k8s.status("reviews")
+    assert st["modelUri"] == f"models:/{model}/{v1}"
+    assert st["observedGeneration"] == k8s.mdep("reviews")["metadata"]["generation"]
+    assert [h["event"] for h in st["history"]] == ["RolledOut"]
+    assert k8s.events("RolledOut")
+
+    v2 = register(registry, model)
+    registry.set_registered_model_alias(model, "champion", v2)
+    wait_until("alias move rolled out", lambda: k8s.serving("reviews", v2), timeout=90)
+    assert k8s.deployment_uri("reviews") == f"models:/{model}/{v2}"
+    history = k8s.status("reviews")["history"]
+    assert [(h["event"], h["version"]) for h in history] == [("RolledOut", v1), ("RolledOut", v2)]
+    assert operator.alive()
+
+
+def test_unknown_model_is_reported_without_crashing(
+    operator: Operator, k8s: Cluster_, registry: MlflowClient
+) -> None:
+    model = f"missing-{uuid.uuid4().hex[:8]}"
+    k8s.create("ghost", {"model": {"name": model, "alias": "champion"}})
+
+    wait_until(
+        "Ready=False ModelNotFound",
+        lambda: k8s.condition("ghost", "Ready").get("reason") == "ModelNotFound",
+        timeout=60,
+    )
+    assert k8s.status("ghost")["phase"] == "Failed"
+    assert model in k8s.condition("ghost", "Ready")["message"]
+    wait_until("a ModelNotFound Event", lambda: k8s.events("ModelNotFound"), timeout=30)
+    assert k8s.deployment_uri("ghost") is None
+
+    # Once the model exists, the same resource converges without anyone touching it.
+    version = register(registry, model)
+    registry.set_registered_model_alias(model, "champion", version)
+    wait_until("served after registration", lambda: k8s.serving("ghost", version), timeout=90)
+    assert len(k8s.events("ModelNotFound")) == 1  # an Event per transition, not per pass
+    assert operator.alive()
+
+
+def test_unreachable_registry_degrades_and_recovers(
+    operator: Operator, k8s: Cluster_, registry: MlflowClient
+) -> None:
+    model = f"op-{uuid.uuid4().hex[:8]}"
+    version = register(registry, model)
+    registry.set_registered_model_alias(model, "champion", version)
+    real = operator.env["MLFLOW_TRACKING_URI"]
+    operator.stop()
+    operator.env["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9"  # nothing listens there
+    operator.start()
+    k8s.create("offline", {"model": {"name": model, "alias": "champion"}})
+    wait_until(
+        "Degraded=True RegistryUnavailable",
+        lambda: k8s.condition("offline", "Degraded").get("reason") == "RegistryUnavailable",
+        timeout=60,
+    )
+    assert k8s.status("offline")["phase"] == "Degraded"
+    assert "unreachable" in k8s.condition("offline", "Degraded")["message"]
+    wait_until("a RegistryUnavailable Event", lambda: k8s.events("RegistryUnavailable"), timeout=30)
+
+    operator.stop()
+    operator.env["MLFLOW_TRACKING_URI"] = real
+    operator.start()
+    wait_until("served once MLflow answers", lambda: k8s.serving("offline", version), timeout=90)
+    assert k8s.condition("offline", "Degraded")["status"] == "False"
+
+
+def test_spec_the_operator_cannot_act_on_fails_once_and_recovers_when_fixed(
+    operator: Operator, k8s: Cluster_, registry: MlflowClient
+) -> None:
+    model = f"op-{uuid.uuid4().hex[:8]}"
+    version = register(registry, model)
+    registry.set_registered_model_alias(model, "champion", version)
+    # The schema admits any five cron-like fields; minute 61 is caught by the operator.
+    bad = {
+        "model": {"name": model, "alias": "champion"},
+        "retraining": {"triggers": {"schedule": "61 * * * *"}},
+    }
+    k8s.create("cronbad", bad)
+    wait_until(
+        "Ready=False InvalidSpec",
+        lambda: k8s.condition("cronbad", "Ready").get("reason") == "InvalidSpec",
+        timeout=60,
+    )
+    assert k8s.status("cronbad")["phase"] == "Failed"
+    assert "schedule" in k8s.condition("cronbad", "Ready")["message"]
+    wait_until("an InvalidSpec Event", lambda: k8s.events("InvalidSpec"), timeout=30)
+    assert k8s.deployment_uri("cronbad") is None
+
+    k8s.custom.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        k8s.ns,
+        PLURAL,
+        "cronbad",
+        {"spec": {"retraining": {"triggers": {"schedule": "0 3 * * 0"}}}},
+    )
+    wait_until("served once fixed", lambda: k8s.serving("cronbad", version), timeout=90)
+    assert len(k8s.events("InvalidSpec")) == 1  # no retry storm meanwhile
+    assert operator.alive()
+
+
+def test_rollout_that_cannot_become_available_is_rolled_back(
+    operator: Operator, k8s: Cluster_, registry: MlflowClient, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    model = f"op-{uuid.uuid4().hex[:8]}"
+    v1 = register(registry, model)
+    registry.set_registered_model_alias(model, "champion", v1)
+    spec = {
+        "model": {"name": model, "alias": "champion"},
+        "rollout": {"progressDeadlineSeconds": 30},
+    }
+    k8s.create("fragile", spec)
+    wait_until("version 1 served", lambda: k8s.serving("fragile", v1), timeout=90)
+
+    v2 = register(registry, model)
+    _refuse_pods_of_version(kubectl, k8s.ns, v2, tmp_path)  # version 2's pods can never start
+    registry.set_registered_model_alias(model, "champion", v2)
+    wait_until(
+        "Deployment moved to version 2",
+        lambda: k8s.deployment_uri("fragile") == f"models:/{model}/{v2}",
+        timeout=60,
+    )
+    wait_until(
+        "RolledBack=True",
+        lambda: k8s.condition("fragile", "RolledBack").get("status") == "True",
+        timeout=120,
+    )
+    assert k8s.deployment_uri("fragile") == f"models:/{model}/{v1}"
+    rolled = k8s.condition("fragile", "RolledBack")
+    assert rolled["reason"] == "ProgressDeadlineExceeded"
+    assert f"version {v2}" in rolled["message"]
+    assert k8s.events("RolledBack")
+    history = k8s.status("fragile")["history"]
+    assert ("RolledBack", v2) in [(h["event"], h.get("version")) for h in history]
+    # The alias still names version 2: the operator does not retry it by itself.
+    wait_until(
+        "version 1 available again",
+        lambda: _available(k8s, "fragile") and k8s.status("fragile")["servingVersion"] == v1,
+        timeout=60,
+    )
+    assert k8s.deployment_uri("fragile") == f"models:/{model}/{v1}"
+
+
+def _available(k8s: Cluster_, name: str) -> bool:
+    status = k8s.apps.read_namespaced_deployment(name, k8s.ns).status
+    return bool(status.available_replicas and status.updated_replicas == status.replicas)
+
+
+def _refuse_pods_of_version(kubectl: Kubectl, namespace: str, version: str, tmp_path: Path) -> None:
+    """An admission policy refusing the pods of one version: a rollout that cannot progress."""
+    name = f"refuse-{namespace}-v{version}"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["pods"],
+                    }
+                ],
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            },
+            "validations": [
+                {
+                    "expression": (
+                        "!has(object.metadata.labels) || "
+                        f"object.metadata.labels[?'{GROUP}/model-version'].orValue('') != "
+                        f"'{version}'"
+                    ),
+                    "message": f"test: pods of model version {version} cannot start",
+                }
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"]},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump_all([policy, binding]))
+    kubectl("apply", "-f", str(path), check=True)
+
+
+# --------------------------------------------------------------------------- drift
+
+
+class FakeServingMetrics:
+    """Stands in for the BentoML pod's /metrics (no serving container runs under kwok)."""
+
+    def __init__(self, model: str, version: str) -> None:
+        self.model, self.version = model, version
+        self.feature_drift = 0.05
+        handler = self._handler()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def target(self) -> str:
+        port = self.server.server_address[1]
+        return f"127.0.0.1:{port}"
+
+    def text(self) -> str:
+        base = f'model="{self.model}",version="{self.version}"'
+        overall = f'{base},statistic="overall"'
+        return (
+            f"textops_feature_drift_statistic{{{overall}}} {self.feature_drift}\n"
+            f"textops_feature_drift_threshold{{{overall}}} 0.2\n"
+            f"textops_feature_drift_window_samples{{{base}}} 500\n"
+            f"textops_prediction_drift_statistic{{{overall}}} 0.01\n"
+            f"textops_prediction_drift_window_samples{{{base}}} 500\n"
+            f"textops_online_accuracy_ratio{{{base}}} 0.93\n"
+            f'textops_feedback_total{{{base},class="S",outcome="correct"}} 300\n'
+        )
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                payload = outer.text().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_sustained_drift_starts_exactly_one_retraining_even_across_a_crash(
+    operator: Operator, k8s: Cluster_, registry: MlflowClient, tmp_path: Path
+) -> None:
+    from textops.devservers.prometheus import start_prometheus
+
+    model = f"op-{uuid.uuid4().hex[:8]}"
+    v1 = register(registry, model)
+    registry.set_registered_model_alias(model, "champion", v1)
+    metrics = FakeServingMetrics(model, v1)
+    prometheus = start_prometheus(tmp_path / "prometheus", [metrics.target], die_with_parent=True)
+    try:
+        spec = {
+            "model": {"name": model, "alias": "champion"},
+            "monitoring": {
+                "prometheus": prometheus.url,
+                "interval": "1s",
+                "featureDrift": {"threshold": 0.2, "for": "2s"},
+            },
+            "retraining": {"minNewLabels": 0, "cooldown": "6h"},
+        }
+        k8s.create("drifty", spec)
+        wait_until("served", lambda: k8s.serving("drifty", v1), timeout=90)
+        wait_until(
+            "drift read from Prometheus",
+            lambda: k8s.status("drifty").get("drift", {}).get("feature") == pytest.approx(0.05),
+            timeout=60,
+        )
+        assert k8s.status("drifty")["quality"]["value"] == pytest.approx(0.93)
+        assert not k8s.jobs()
+
+        metrics.feature_drift = 0.9
+        wait_until(
+            "Drifting=True",
+            lambda: k8s.condition("drifty", "Drifting").get("status") == "True",
+            timeout=60,
+        )
+        job = wait_until("a retraining Job", lambda: k8s.jobs(), timeout=60)[0]
+        assert job.metadata.annotations[f"{GROUP}/trigger"] == "drift"
+        env = {e.name: e.value for e in job.spec.template.spec.containers[0].env}
+        assert env["TEXTOPS_MODEL_NAME"] == model
+        assert env["TEXTOPS_SERVING_VERSION"] == v1
+        wait_until(
+            "the Job recorded in status",
+            lambda: k8s.status("drifty").get("lastRetraining", {}).get("job") == job.metadata.name,
+            timeout=30,
+        )
+
+        # Crash the operator and start it again: it converges on the same state.
+        operator.kill()
+        before = k8s.status("drifty")["drift"]["observedAt"]
+        operator.start()
+        wait_until(
+            "observations resumed after the restart",
+            lambda: k8s.status("drifty")["drift"]["observedAt"] > before,
+            timeout=60,
+        )
+        observed = k8s.status("drifty")["drift"]["observedAt"]
+        wait_until(
+            "two more observations",
+            lambda: k8s.status("drifty")["drift"]["observedAt"] > observed,
+            timeout=30,
+        )
+        names = [j.metadata.name for j in k8s.jobs()]
+        assert names == [job.metadata.name]  # still exactly one Job
+        last = k8s.status("drifty")["lastRetraining"]
+        assert last["trigger"] == "drift" and last["job"] == job.metadata.name
+        started = [h for h in k8s.status("drifty")["history"] if h["event"] == "RetrainingStarted"]
+        assert len(started) == 1
+    finally:
+        prometheus.stop()
+        metrics.close()
+
+
+# --------------------------------------------------------------------------- retraining
+
+
+def test_manual_retraining_records_the_candidate_and_rolls_out_the_promotion(
+    operator: Operator, k8s: Cluster_, registry: MlflowClient
+) -> None:
+    model = f"op-{uuid.uuid4().hex[:8]}"
+    v1 = register(registry, model)
+    registry.set_registered_model_alias(model, "champion", v1)
+    created = k8s.create("manual", {"model": {"name": model, "alias": "champion"}})
+    wait_until("served", lambda: k8s.serving("manual", v1), timeout=90)
+
+    # What the Job's container would do (kwok runs no container): train and register a
+    # version tagged with the trigger id, then the gate promotes it. The trigger id of a
+    # manual request is a function of the resource uid and the annotation value.
+    tid = trigger_id(created["metadata"]["uid"], "manual", "r1")
+    v2 = register(
+        registry,
+        model,
+        {
+            "textops.trigger.id": tid,
+            "textops.gate.decision": "promoted",
+            "textops.gate.reason": "macro_f1 0.91 vs champion 0.88 (+0.03)",
+        },
+    )
+    k8s.custom.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        k8s.ns,
+        PLURAL,
+        "manual",
+        {"metadata": {"annotations": {RETRAIN_ANNOTATION: "r1"}}},
+    )
+    job = wait_until("the manual Job", lambda: k8s.jobs(), timeout=60)[0]
+    assert tid[:10] in job.metadata.name
+    registry.set_registered_model_alias(model, "champion", v2)
+
+    wait_until(
+        "candidate recorded",
+        lambda: k8s.status("manual").get("lastRetraining", {}).get("decision") == "promoted",
+        timeout=60,
+    )
+    last = k8s.status("manual")["lastRetraining"]
+    assert last["candidateVersion"] == v2 and last["result"] == "Succeeded"
+    assert last["trigger"] == "manual" and last["triggerId"] == tid
+    assert k8s.status("manual")["lastManualRequest"] == "r1"
+    wait_until("promoted version served", lambda: k8s.serving("manual", v2), timeout=90)
+    events = [h["event"] for h in k8s.status("manual")["history"]]
+    for expected in ("RetrainingStarted", "RetrainingSucceeded", "Promoted"):
+        assert expected in events
+    assert len(k8s.jobs()) == 1
+
+
+# --------------------------------------------------------------------------- RBAC
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "allowed"),
+    [
+        ("patch", "modeldeployments.textops.io", True),
+        ("patch", "modeldeployments.textops.io/status", True),
+        ("watch", "modeldeployments.textops.io", True),
+        ("create", "deployments.apps", True),
+        ("update", "deployments.apps", True),
+        ("create", "jobs.batch", True),
+        ("create", "events", True),
+        ("create", "services", True),
+        ("create", "modeldeployments.textops.io", False),
+        ("delete", "modeldeployments.textops.io", False),
+        ("delete", "deployments.apps", False),
+        ("delete", "jobs.batch", False),
+        ("get", "secrets", False),
+        ("list", "secrets", False),
+        ("create", "pods", False),
+        ("get", "pods", False),
+        ("create", "customresourcedefinitions.apiextensions.k8s.io", False),
+        ("create", "clusterrolebindings.rbac.authorization.k8s.io", False),
+        ("list", "namespaces", False),
+    ],
+)
+def test_operator_service_account_has_only_what_it_uses(
+    operator_kubeconfig: Path, kubectl_m: Kubectl, verb: str, resource: str, allowed: bool
+) -> None:
+    done = kubectl_m("auth", "can-i", verb, resource, "-n", "default", f"--as={SA_USER}")
+    assert done.stdout.strip() == ("yes" if allowed else "no"), done.stderr
+
+
+def test_operator_deployment_manifest_is_valid(
+    operator_kubeconfig: Path, kubectl_m: Kubectl
+) -> None:
+    """The operator's own Deployment is accepted by the API server (strict field validation)."""
+    done = kubectl_m("apply", "--dry-run=server", "--validate=strict", "-f", str(OPERATOR_MANIFEST))
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,84 @@
+"""Kopf handlers of the ModelDeployment resource: thin on purpose.
+
+Each handler names the keyword arguments it uses and hands over to ``reconcile.py`` (read the
+world, decide with the pure modules, write), translating its two expected failures into Kopf's
+retry vocabulary: a spec the operator cannot act on is a :class:`kopf.PermanentError` (no
+retry storm; the status and an Event say why), an unreachable registry is a
+:class:`kopf.TemporaryError` (retry later; the pods keep serving what they serve).
+
+Handlers are synchronous: the kubernetes and MLflow clients block, so Kopf runs them in its
+thread pool. The timer is the level-triggered safety net: it re-converges every
+``TEXTOPS_RECONCILE_SECONDS`` (default 10) and also reads Prometheus and decides retraining.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from textops.operator import reconcile
+from textops.operator.config import load_config
+from textops.operator.kube_io import Kube
+from textops.operator.spec import GROUP, PLURAL, VERSION
+
+RECONCILE_SECONDS = float(os.environ.get("TEXTOPS_RECONCILE_SECONDS") or 10)
+REGISTRY_RETRY_SECONDS = 30
+FINALIZER = f"{GROUP}/operator"
+RESOURCE = (GROUP, VERSION, PLURAL)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """All operator settings in one place, and the clients every handler shares."""
+    # Progress and the last-handled spec are kept in annotations under our own prefix: the
+    # structural CRD schema would prune Kopf's default ``status.kopf`` field.
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # our own Events say what happened
+    settings.posting.reporting_component = "textops-operator"
+    settings.scanning.disabled = True  # no CRD watching: least privilege (see manifests/rbac)
+    settings.peering.standalone = True  # one replica (the Deployment uses Recreate)
+    settings.watching.server_timeout = 270  # reconnect before proxies cut idle watches
+    settings.execution.max_workers = 8
+    memo.world = reconcile.World(kube=Kube(_api_client()), config=load_config())
+
+
+def _api_client() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+@kopf.on.resume(*RESOURCE)
+@kopf.on.create(*RESOURCE)
+@kopf.on.update(*RESOURCE, field="spec")
+def rollout(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+    """React at once to a new or changed spec: serve the version it names."""
+    assert namespace is not None  # the CRD is namespaced
+    try:
+        reconcile.converge(memo.world, namespace, name)
+    except reconcile.InvalidSpec as exc:
+        raise kopf.PermanentError(str(exc)) from exc
+    except reconcile.RegistryDown as exc:
+        raise kopf.TemporaryError(str(exc), delay=REGISTRY_RETRY_SECONDS) from exc
+
+
+@kopf.timer(*RESOURCE, interval=RECONCILE_SECONDS, initial_delay=1.0)
+def watch(name: str, namespace: str | None, memo: Any, logger: kopf.Logger, **_: Any) -> None:
+    """Level-triggered upkeep: follow the alias, finish rollouts, observe, retrain."""
+    assert namespace is not None  # the CRD is namespaced
+    try:
+        reconcile.converge(memo.world, namespace, name)
+    except (reconcile.InvalidSpec, reconcile.RegistryDown) as exc:
+        logger.info("not converged: %s", exc)  # already in status; the next tick retries
+        return
+    reconcile.observe(memo.world, namespace, name)

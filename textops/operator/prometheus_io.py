@@ -1,0 +1,88 @@
+"""Reading drift and quality of one served version from Prometheus' HTTP API (I/O).
+
+The metric names are the serving side's contract (``textops/serving/metrics.py`` and the drift
+monitor): every series carries ``model`` and ``version``, drift series also ``statistic``. A
+query that returns nothing is "no data" (None), which the policy treats as the end of an
+episode; a Prometheus that does not answer raises :class:`Unavailable`, and the operator keeps
+the previous episodes instead of ending them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import timedelta
+
+from textops.operator.policy import Observation
+
+TIMEOUT_S = 10
+
+
+class Unavailable(ConnectionError):
+    """Prometheus did not answer, or refused the query."""
+
+
+def query(base_url: str, expr: str) -> float | None:
+    """The value of an instant query that yields one sample (None: no data, or NaN)."""
+    url = f"{base_url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+            body = json.load(response)
+    except urllib.error.HTTPError as exc:
+        raise Unavailable(f"Prometheus {base_url} refused {expr!r}: {exc.read()[:300]!r}") from exc
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise Unavailable(f"Prometheus {base_url} is unreachable: {exc}") from exc
+    if body.get("status") != "success":
+        raise Unavailable(f"Prometheus {base_url} answered {body.get('error')!r} to {expr!r}")
+    result = body["data"]["result"]
+    if not result:
+        return None
+    value = float(result[0]["value"][1])
+    return None if math.isnan(value) else value
+
+
+def _selector(model: str, version: str | None, **extra: str) -> str:
+    labels = {"model": model, **({"version": version} if version else {}), **extra}
+    return ",".join(f"{k}={json.dumps(v)}" for k, v in labels.items())
+
+
+def _range(window: timedelta) -> str:
+    return f"{max(int(window.total_seconds()), 1)}s"
+
+
+def observe(base_url: str, model: str, version: str, quality_window: timedelta) -> Observation:
+    """Feature and prediction drift, online accuracy and its feedback count, for one version.
+
+    A drift score counts only when its window holds samples (an empty window scores 0 or NaN).
+    """
+    scores: dict[str, float | None] = {}
+    for kind in ("feature", "prediction"):
+        sel = _selector(model, version, statistic="overall")
+        value = query(base_url, f"max(textops_{kind}_drift_statistic{{{sel}}})")
+        samples = query(
+            base_url, f"sum(textops_{kind}_drift_window_samples{{{_selector(model, version)}}})"
+        )
+        scores[kind] = None if samples is not None and samples <= 0 else value
+    base = _selector(model, version)
+    accuracy = query(base_url, f"avg(textops_online_accuracy_ratio{{{base}}})")
+    feedback = query(
+        base_url, f"sum(increase(textops_feedback_total{{{base}}}[{_range(quality_window)}]))"
+    )
+    return Observation(
+        feature_drift=scores["feature"],
+        prediction_drift=scores["prediction"],
+        quality=accuracy,
+        quality_samples=None if feedback is None else round(feedback),
+    )
+
+
+def new_labels(base_url: str, model: str, since: timedelta) -> int:
+    """Feedback labels of any version of ``model`` received over the last ``since``."""
+    value = query(
+        base_url,
+        f"sum(increase(textops_feedback_total{{{_selector(model, None)}}}[{_range(since)}]))",
+    )
+    return 0 if value is None else round(value)

@@ -1,0 +1,88 @@
+"""The operator's questions to the MLflow registry (I/O).
+
+Two questions: which concrete version does ``spec.model`` mean now (an alias resolves to a
+version; the pods always pin that version), and what did a retraining Job register (the
+version tagged with its trigger id, and the gate's decision tag). Answers are classified so the
+handler can say the right thing: a model, alias or version that does not exist is
+:class:`NotFound` (a person must act; no retry storm), an unreachable server is
+:class:`Unavailable` (retry later, keep serving).
+"""
+
+from __future__ import annotations
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from textops.errors import TrackingUnavailableError
+from textops.operator.retraining import Candidate
+from textops.operator.spec import ModelRef
+from textops.registry.tracking import probe
+
+TRIGGER_TAG = "textops.trigger.id"
+DECISION_TAG = "textops.gate.decision"
+REASON_TAG = "textops.gate.reason"
+_MISSING = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
+
+
+class NotFound(LookupError):
+    """``reason`` is a condition reason: ModelNotFound, AliasNotFound or VersionNotFound."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Unavailable(ConnectionError):
+    """The registry did not answer."""
+
+
+def client_for(tracking_uri: str) -> MlflowClient:
+    """A client for ``tracking_uri`` after a short health probe (fail in seconds, not minutes)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        try:
+            probe(tracking_uri)
+        except TrackingUnavailableError as exc:
+            raise Unavailable(str(exc)) from exc
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def resolve(tracking_uri: str, model: ModelRef) -> str:
+    """The concrete version ``model`` names now."""
+    client = client_for(tracking_uri)
+    try:
+        if model.alias is not None:
+            return str(client.get_model_version_by_alias(model.name, model.alias).version)
+        return str(client.get_model_version(model.name, str(model.version)).version)
+    except MlflowException as exc:
+        if exc.error_code not in _MISSING:
+            raise Unavailable(f"MLflow registry at {tracking_uri}: {exc.message}") from exc
+        raise _missing(client, model) from exc
+
+
+def _missing(client: MlflowClient, model: ModelRef) -> NotFound:
+    try:
+        client.get_registered_model(model.name)
+    except MlflowException:
+        return NotFound("ModelNotFound", f"no registered model {model.name!r} in MLflow")
+    if model.alias is not None:
+        return NotFound(
+            "AliasNotFound", f"registered model {model.name!r} has no alias {model.alias!r}"
+        )
+    return NotFound(
+        "VersionNotFound", f"registered model {model.name!r} has no version {model.version}"
+    )
+
+
+def candidate(tracking_uri: str, model_name: str, trigger_id: str) -> Candidate | None:
+    """The newest version of ``model_name`` tagged with ``trigger_id``, if any."""
+    client = client_for(tracking_uri)
+    query = f"name = '{model_name}' and tags.`{TRIGGER_TAG}` = '{trigger_id}'"
+    try:
+        found = client.search_model_versions(query)
+    except MlflowException as exc:
+        raise Unavailable(f"MLflow registry at {tracking_uri}: {exc.message}") from exc
+    if not found:
+        return None
+    newest = max(found, key=lambda v: int(v.version))
+    tags = newest.tags or {}
+    return Candidate(str(newest.version), tags.get(DECISION_TAG), tags.get(REASON_TAG))
