@@ -60,6 +60,12 @@ def test_reference_profile_distributions_are_probabilities() -> None:
     assert profile["prediction_prior"] == {"n": 0.25, "p": 0.75}
     assert profile["char_ngrams"]["top"]["很"] > 0 and "a" in profile["vocabulary"]
     assert profile["length"]["edges"][-1] is None  # +inf, JSON-safe
+    assert profile["confidence"]["mean"] == pytest.approx(0.7375)
+    grams = profile["char_ngrams"]
+    presence = dict(zip(grams["top"], grams["presence"], strict=True))
+    assert presence["很"] == 0.5 and all(0 < p <= 1 for p in presence.values())
+    # drift thresholds are calibrated only from enough held-out texts (none given here)
+    assert "drift" not in profile and "rarity" not in profile
     assert histogram([5, 50, 500], [0, 10, 100]) == pytest.approx([1 / 3, 2 / 3], abs=1e-6)
 
 

@@ -10,21 +10,33 @@ probabilities so a streaming window only needs to bin its own values the same wa
   in-sample confidence is inflated and would make every live window look drifted;
 - ``length`` (decile edges of the training texts) and ``non_chinese_share`` histograms;
 - ``char_ngrams``: the most frequent character uni- and bigrams with their probabilities and
-  the mass of all others (feature drift over the model's actual input units);
+  the mass of all others (feature drift over the model's actual input units), and for each
+  of those n-grams the share of training texts containing it (``presence``);
 - ``vocabulary``: every character seen in training, to count unseen characters online.
+
+Given the held-out texts too, the profile also carries what the online drift monitor
+(:mod:`textops.monitoring.drift`) needs to stay quiet on in-distribution traffic:
+
+- ``rarity``: the 95th percentile of the per-text share of n-grams outside ``char_ngrams.top``
+  on held-out texts (the cutoff for a "rare" text) and the share above it there;
+- ``drift``: thresholds of every drift statistic per window size, calibrated on bootstrap
+  windows of held-out rows (see :func:`textops.monitoring.drift.calibrate`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from textops.features.text_stats import non_chinese_share
 
-PROFILE_VERSION = 1
+if TYPE_CHECKING:
+    from textops.monitoring.drift import CalibrationParams
+
+PROFILE_VERSION = 2
 CONFIDENCE_BINS = 10
 LENGTH_BINS = 10
 NON_CHINESE_EDGES = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
@@ -58,6 +70,16 @@ def length_edges(lengths: Sequence[int]) -> list[float]:
     return [0.0, *[float(x) for x in inner], float("inf")]
 
 
+def presence(grams: Sequence[str], texts: Sequence[str]) -> list[float]:
+    """Share of texts that contain each n-gram at least once (its document frequency)."""
+    index = {g: i for i, g in enumerate(grams)}
+    counts = np.zeros(len(grams))
+    for text in texts:
+        found = {index[g] for g in char_ngrams(text) if g in index}
+        counts[list(found)] += 1
+    return (counts / max(len(texts), 1)).round(6).tolist()
+
+
 def shares(values: Iterable[str], classes: Sequence[str]) -> dict[str, float]:
     counts = Counter(values)
     total = max(sum(counts.values()), 1)
@@ -69,8 +91,15 @@ def build_reference_profile(
     labels: Sequence[str],
     classes: Sequence[str],
     holdout_proba: np.ndarray,
+    holdout_texts: Sequence[str] | None = None,
+    calibration: CalibrationParams | None = None,
 ) -> dict[str, Any]:
-    """Profile the training texts and the model's held-out predictions."""
+    """Profile the training texts and the model's held-out predictions.
+
+    With ``holdout_texts`` (the rows of ``holdout_proba``, in order) and at least
+    ``calibration.min_rows`` of them, also add ``rarity`` and the calibrated ``drift``
+    thresholds.
+    """
     lengths = [len(t) for t in texts]
     edges = length_edges(lengths)
     counts: Counter[str] = Counter()
@@ -80,7 +109,7 @@ def build_reference_profile(
     top = counts.most_common(TOP_NGRAMS)
     conf_edges = np.linspace(0.0, 1.0, CONFIDENCE_BINS + 1).round(6).tolist()
     predicted = [classes[i] for i in holdout_proba.argmax(axis=1)] if len(holdout_proba) else []
-    return {
+    profile: dict[str, Any] = {
         "version": PROFILE_VERSION,
         "classes": list(classes),
         "samples": len(texts),
@@ -92,6 +121,7 @@ def build_reference_profile(
             "probabilities": histogram(
                 holdout_proba.max(axis=1) if len(predicted) else [], conf_edges
             ),
+            "mean": round(float(holdout_proba.max(axis=1).mean()), 6) if len(predicted) else None,
         },
         "length": {
             "edges": [e if np.isfinite(e) else None for e in edges],
@@ -105,6 +135,17 @@ def build_reference_profile(
             "sizes": [1, 2],
             "top": {gram: round(n / total, 8) for gram, n in top},
             "other": round(1 - sum(n for _, n in top) / total, 8),
+            "presence": presence([g for g, _ in top], texts),
         },
         "vocabulary": "".join(sorted({ch for t in texts for ch in t if not ch.isspace()})),
     }
+    # imported here: the drift module builds on this one's n-gram and histogram helpers
+    from textops.monitoring.drift import CalibrationParams, calibrate, rarity_reference
+
+    params = calibration or CalibrationParams()
+    if holdout_texts is not None and len(holdout_texts) >= max(params.min_rows, 1):
+        if len(holdout_texts) != len(holdout_proba):
+            raise ValueError("holdout_texts and holdout_proba must have the same rows")
+        profile["rarity"] = rarity_reference(profile, holdout_texts)
+        profile["drift"] = calibrate(profile, holdout_texts, holdout_proba, params)
+    return profile

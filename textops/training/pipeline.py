@@ -108,7 +108,9 @@ def train(
         proba = classifier.predict_proba(x_hold)
         evaluation = evaluate(y_hold, proba, classifier.classes)
         progress.say(f"    accuracy {evaluation.accuracy:.4f}  macro-F1 {evaluation.macro_f1:.4f}")
-        profile = build_reference_profile(x_train, y_train, classifier.classes, proba)
+        profile = build_reference_profile(
+            x_train, y_train, classifier.classes, proba, holdout_texts=x_hold
+        )
     with progress.stage("log to MLflow and register"):
         run_id, version = _log_run(
             settings,
