@@ -98,6 +98,6 @@ def check_concurrent_submissions_do_not_duplicate(store: LabelStore) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert not errors
+    assert not errors, [repr(e) for e in errors]
     dave = [s for s in store.labels_after(0) if s.annotator == "dave"]
     assert len(dave) == 20

