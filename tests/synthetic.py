@@ -6,7 +6,12 @@ model can learn it but not perfectly.
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 VOCAB = {
     "酒店": ["房间", "前台", "早餐", "床", "服务员", "入住", "卫生间", "空调"],
@@ -29,3 +34,22 @@ def make_rows(n_per_class: int = 60, classes: int = 3, seed: int = 0) -> list[tu
             text = "".join(words) + rng.choice(["。", "！", "", "，还可以"])
             rows.setdefault(text, label)
     return sorted(rows.items())
+
+
+def write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
+    """Rows as a JSON Lines file of ``{"text", "label"}`` objects (a `--from` source)."""
+    path.write_text(
+        "".join(
+            json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n" for t, lab in rows
+        ),
+        "utf-8",
+    )
+    return path
+
+
+def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    """Run the CLI in-process with ``--json``; it must succeed; returns its parsed output."""
+    from textops.cli import main
+
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)

@@ -90,24 +90,6 @@ def crd(k8s_cluster: Cluster, kube_api: Any, kubectl: Kubectl) -> Iterator[None]
     yield
 
 
-@pytest.fixture(scope="module")
-def kubectl(k8s_cluster: Cluster) -> Kubectl:
-    """A module-scoped twin of the plugin's `kubectl` (the CRD fixture needs it)."""
-    env = k8s_cluster.env()
-
-    def run(*args: str, check: bool = False, timeout: float = 60) -> Any:
-        return subprocess.run(
-            [str(k8s_cluster.tools.kubectl), *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=timeout,
-        )
-
-    return run
-
-
 @pytest.fixture
 def custom(kube_api: Any, crd: None) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(kube_api)

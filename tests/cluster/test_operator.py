@@ -54,42 +54,24 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module")
-def kubectl_m(k8s_cluster: Cluster) -> Kubectl:
-    """Module-scoped kubectl (the module fixtures below need one)."""
-    env = k8s_cluster.env()
-
-    def run(*args: str, check: bool = False, timeout: float = 60) -> Any:
-        return subprocess.run(
-            [str(k8s_cluster.tools.kubectl), *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=timeout,
-        )
-
-    return run
-
-
-@pytest.fixture(scope="module")
-def crd(kube_api: Any, kubectl_m: Kubectl) -> None:
+def crd(kube_api: Any, kubectl: Kubectl) -> None:
     """The CRD from the manifest, Established."""
-    kubectl_m("apply", "--server-side", "-f", str(CRD_FILE), check=True)
-    kubectl_m("wait", "--for=condition=Established", "crd/modeldeployments.textops.io", check=True)
+    kubectl("apply", "--server-side", "-f", str(CRD_FILE), check=True)
+    kubectl("wait", "--for=condition=Established", "crd/modeldeployments.textops.io", check=True)
 
 
 @pytest.fixture(scope="module")
 def operator_kubeconfig(
-    k8s_cluster: Cluster, kubectl_m: Kubectl, crd: None, tmp_path_factory: pytest.TempPathFactory
+    k8s_cluster: Cluster, kubectl: Kubectl, crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """A kubeconfig authenticating as the operator's ServiceAccount (manifests/rbac/)."""
-    kubectl_m("apply", "-f", str(RBAC_DIR), check=True)
+    kubectl("apply", "-f", str(RBAC_DIR), check=True)
     wait_until(
         "operator ServiceAccount",
-        lambda: kubectl_m("get", "sa", SA_NAME, "-n", SA_NAMESPACE).returncode == 0,
+        lambda: kubectl("get", "sa", SA_NAME, "-n", SA_NAMESPACE).returncode == 0,
         timeout=30,
     )
-    token = kubectl_m(
+    token = kubectl(
         "create", "token", SA_NAME, "-n", SA_NAMESPACE, "--duration=2h", check=True
     ).stdout.strip()
     admin = yaml.safe_load(k8s_cluster.kubeconfig.read_text())
@@ -693,15 +675,13 @@ def test_manual_retraining_records_the_candidate_and_rolls_out_the_promotion(
     ],
 )
 def test_operator_service_account_has_only_what_it_uses(
-    operator_kubeconfig: Path, kubectl_m: Kubectl, verb: str, resource: str, allowed: bool
+    operator_kubeconfig: Path, kubectl: Kubectl, verb: str, resource: str, allowed: bool
 ) -> None:
-    done = kubectl_m("auth", "can-i", verb, resource, "-n", "default", f"--as={SA_USER}")
+    done = kubectl("auth", "can-i", verb, resource, "-n", "default", f"--as={SA_USER}")
     assert done.stdout.strip() == ("yes" if allowed else "no"), done.stderr
 
 
-def test_operator_deployment_manifest_is_valid(
-    operator_kubeconfig: Path, kubectl_m: Kubectl
-) -> None:
+def test_operator_deployment_manifest_is_valid(operator_kubeconfig: Path, kubectl: Kubectl) -> None:
     """The operator's own Deployment is accepted by the API server (strict field validation)."""
-    done = kubectl_m("apply", "--dry-run=server", "--validate=strict", "-f", str(OPERATOR_MANIFEST))
+    done = kubectl("apply", "--dry-run=server", "--validate=strict", "-f", str(OPERATOR_MANIFEST))
     assert done.returncode == 0, done.stderr

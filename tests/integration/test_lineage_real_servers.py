@@ -3,36 +3,19 @@ backend store is MariaDB and whose artifacts land in S3 — with Chinese names t
 
 from __future__ import annotations
 
-import json
 from io import BytesIO
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.synthetic import make_rows
-from textops.cli import main
+from tests.synthetic import cli_json, make_rows, write_jsonl
 from textops.data.store import open_store
 from textops.devservers import DATASETS_BUCKET, MLFLOW_BUCKET, S3Server
 from textops.errors import CorruptDatasetError
 from textops.settings import load_settings
 
 pytestmark = pytest.mark.integration
-
-
-def _jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
-    path.write_text(
-        "".join(
-            json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n" for t, lab in rows
-        ),
-        "utf-8",
-    )
-    return path
-
-
-def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
-    assert main([*argv, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
 
 
 def test_s3_dataset_versions_are_content_addressed_and_verified(
@@ -43,12 +26,12 @@ def test_s3_dataset_versions_are_content_addressed_and_verified(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("TEXTOPS_DATA_URI", f"s3://{DATASETS_BUCKET}/评论-s3-test")
-    src = _jsonl(tmp_path / "rows.jsonl", make_rows(n_per_class=20, classes=3))
-    first = _json(capsys, "data", "snapshot", "--from", str(src))
-    again = _json(capsys, "data", "snapshot", "--from", str(src))
+    src = write_jsonl(tmp_path / "rows.jsonl", make_rows(n_per_class=20, classes=3))
+    first = cli_json(capsys, "data", "snapshot", "--from", str(src))
+    again = cli_json(capsys, "data", "snapshot", "--from", str(src))
     assert first["created"] and not again["created"] and again["id"] == first["id"]
     assert first["store"] == f"s3://{DATASETS_BUCKET}/评论-s3-test"
-    listed = _json(capsys, "data", "list")
+    listed = cli_json(capsys, "data", "list")
     assert [d["id"] for d in listed] == [first["id"]]
 
     client = s3_server.client()
@@ -73,14 +56,14 @@ def test_train_and_gate_with_chinese_names_on_mariadb_and_s3(
     monkeypatch.setenv("TEXTOPS_EXPERIMENT", "中文实验")
     monkeypatch.setenv("TEXTOPS_DATA_URI", f"s3://{DATASETS_BUCKET}/gate-test")
     monkeypatch.setenv("TEXTOPS_IMAGE_TAG", "textops-training:test")
-    src = _jsonl(tmp_path / "rows.jsonl", make_rows(n_per_class=50, classes=3, seed=7))
-    snap = _json(capsys, "data", "snapshot", "--from", str(src))
+    src = write_jsonl(tmp_path / "rows.jsonl", make_rows(n_per_class=50, classes=3, seed=7))
+    snap = cli_json(capsys, "data", "snapshot", "--from", str(src))
 
-    v1 = _json(capsys, "train", "--n-estimators", "30")
-    gate1 = _json(capsys, "promote")
+    v1 = cli_json(capsys, "train", "--n-estimators", "30")
+    gate1 = cli_json(capsys, "promote")
     assert gate1["decision"] == "promoted" and gate1["champion_after"] == v1["version"]
-    v2 = _json(capsys, "train", "--n-estimators", "30")
-    gate2 = _json(capsys, "promote", "--min-improvement", "0.5")
+    v2 = cli_json(capsys, "train", "--n-estimators", "30")
+    gate2 = cli_json(capsys, "promote", "--min-improvement", "0.5")
     assert gate2["decision"] == "rejected" and gate2["champion_after"] == v1["version"]
 
     client = MlflowClient(tracking_uri=mlflow_env["MLFLOW_TRACKING_URI"])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.synthetic import make_rows
+from tests.synthetic import make_rows, write_jsonl
 from textops.devservers.chromium import start_chromium
 from textops.devservers.ports import LOOPBACK, free_port
 from textops.devservers.procs import (
@@ -90,15 +90,8 @@ def call(
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     base = tmp_path_factory.mktemp("serving")
     home = base / "home"
-    rows = base / "rows.jsonl"
     # 600 rows: the pinned holdout (~120) is large enough to calibrate the drift thresholds
-    rows.write_text(
-        "".join(
-            json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n"
-            for t, lab in make_rows(n_per_class=200, classes=3)
-        ),
-        "utf-8",
-    )
+    rows = write_jsonl(base / "rows.jsonl", make_rows(n_per_class=200, classes=3))
     for argv in (
         ("data", "snapshot", "--from", str(rows)),
         ("train", "--n-estimators", "20"),

@@ -154,9 +154,12 @@ def wait_until(what: str, probe: Callable[[], T], timeout: float = 60, interval:
         time.sleep(interval)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def kubectl(k8s_cluster: Cluster) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run our own kubectl against the cluster: kubectl("get", "nodes", check=True)."""
+    """Run our own kubectl against the cluster: kubectl("get", "nodes", check=True).
+
+    Session-scoped (it holds no state) so module fixtures, such as one applying a CRD, can
+    use it too."""
     binary = Path(k8s_cluster.tools.kubectl)
     env = k8s_cluster.env()
 

@@ -11,46 +11,30 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.synthetic import make_rows
-from textops.cli import main
-
-
-def _write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
-    path.write_text(
-        "".join(
-            json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n" for t, lab in rows
-        ),
-        "utf-8",
-    )
-    return path
-
-
-def _run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
-    assert main([*argv, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
+from tests.synthetic import cli_json, make_rows, write_jsonl
 
 
 def test_snapshot_train_promote_three_classes(
     textops_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    source = _write_jsonl(tmp_path / "rows.jsonl", make_rows(n_per_class=50, classes=3))
-    snap = _run_json(capsys, "data", "snapshot", "--from", str(source))
+    source = write_jsonl(tmp_path / "rows.jsonl", make_rows(n_per_class=50, classes=3))
+    snap = cli_json(capsys, "data", "snapshot", "--from", str(source))
     assert snap["created"] is True and snap["rows"] == 150 and len(snap["label_counts"]) == 3
-    again = _run_json(capsys, "data", "snapshot", "--from", str(source))
+    again = cli_json(capsys, "data", "snapshot", "--from", str(source))
     assert again["id"] == snap["id"] and again["created"] is False
-    assert [d["id"] for d in _run_json(capsys, "data", "list")] == [snap["id"]]
-    shown = _run_json(capsys, "data", "show", snap["id"][:10], "--rows", "2")
+    assert [d["id"] for d in cli_json(capsys, "data", "list")] == [snap["id"]]
+    shown = cli_json(capsys, "data", "show", snap["id"][:10], "--rows", "2")
     assert shown["verified"] is True and len(shown["sample"]) == 2
 
-    trained = _run_json(capsys, "train", "--n-estimators", "30")
+    trained = cli_json(capsys, "train", "--n-estimators", "30")
     assert trained["version"] == "1" and trained["alias"] == "challenger"
     assert trained["dataset"] == snap["id"]
-    first = _run_json(capsys, "promote")
+    first = cli_json(capsys, "promote")
     assert first["decision"] == "promoted" and first["champion_after"] == "1"
 
     # a second version must beat the first by a margin it cannot reach: rejected, recorded
-    _run_json(capsys, "train", "--n-estimators", "30")
-    second = _run_json(capsys, "promote", "--min-improvement", "0.5")
+    cli_json(capsys, "train", "--n-estimators", "30")
+    second = cli_json(capsys, "promote", "--min-improvement", "0.5")
     assert second["decision"] == "rejected" and second["champion_after"] == "1"
 
     client = MlflowClient(tracking_uri=f"sqlite:///{textops_home / 'mlflow.db'}")
@@ -126,7 +110,7 @@ def test_expected_failures_are_one_line_and_nonzero(tmp_path: Path) -> None:
 
 
 def test_corrupted_snapshot_is_refused_by_the_cli(tmp_path: Path) -> None:
-    src = _write_jsonl(tmp_path / "r.jsonl", [("好", "a"), ("坏", "b")])
+    src = write_jsonl(tmp_path / "r.jsonl", [("好", "a"), ("坏", "b")])
     assert _cli(tmp_path, "data", "snapshot", "--from", str(src)).returncode == 0
     [folder] = (tmp_path / "datasets").iterdir()
     rows = folder / "rows.jsonl"

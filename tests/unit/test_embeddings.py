@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.synthetic import make_rows
+from tests.synthetic import make_rows, write_jsonl
 from textops.errors import TextopsError
 from textops.features.embeddings import TransformerEmbeddings
 from textops.model.classifier import ClassifierParams, TextClassifier, XGBoostParams
@@ -86,13 +86,7 @@ def test_registered_model_carries_its_encoder(
     encoder = tmp_path / "encoder"
     shutil.copytree(tiny_bert, encoder)
     rows = make_rows(n_per_class=30, classes=3, seed=3)
-    src = tmp_path / "rows.jsonl"
-    src.write_text(
-        "".join(
-            json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n" for t, lab in rows
-        ),
-        "utf-8",
-    )
+    src = write_jsonl(tmp_path / "rows.jsonl", rows)
     assert main(["data", "snapshot", "--from", str(src), "--json"]) == 0
     capsys.readouterr()
     assert main(["train", "--n-estimators", "20", "--embeddings-dir", str(encoder), "--json"]) == 0
