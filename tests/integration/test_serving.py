@@ -37,6 +37,7 @@ pytestmark = pytest.mark.integration
 MODEL = "reviews-sentiment"
 LIMIT_TEXTS = 8
 LIMIT_CHARS = 50
+LABEL_TOKEN = "test-labelling-token"
 
 
 @dataclass
@@ -72,11 +73,16 @@ def _status(url: str) -> int:
 
 
 def call(
-    url: str, body: bytes | dict | None = None, content_type: str | None = "application/json"
+    url: str,
+    body: bytes | dict | None = None,
+    content_type: str | None = "application/json",
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict]:
     """POST (or GET without a body); returns the status and the decoded JSON answer."""
     data = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else body
-    request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    request = urllib.request.Request(
+        url, data=data, method="POST" if data is not None else "GET", headers=headers or {}
+    )
     if content_type and data is not None:
         request.add_header("Content-Type", content_type)
     try:
@@ -118,6 +124,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             TEXTOPS_MAX_TEXT_CHARS=str(LIMIT_CHARS),
             TEXTOPS_VALUE_PER_ACCEPTED="2.5",
             TEXTOPS_DRIFT_WINDOW="200",
+            TEXTOPS_LABEL_TOKEN=LABEL_TOKEN,
             TEXTOPS_DRIFT_INTERVAL_S="1",
         ),
         cwd=base,
@@ -430,3 +437,57 @@ def test_drift_gauges_stay_quiet_then_rise_and_drifted_samples_are_queued(
     assert sum(q.text in news for q in drifted) >= len(drifted) // 2
     metrics = urllib.request.urlopen(f"{served.url}/metrics", timeout=10).read().decode()
     assert _metric(metrics, "textops_labelling_captures_total", reason="drift") >= len(drifted)
+
+
+def test_labelling_api_lists_labels_and_skips_with_a_token(served: Served) -> None:
+    from textops.labelling.store import CapturedSample, LabelStore
+
+    store = LabelStore(f"sqlite:///{served.home / 'labels.db'}")
+    classes = sorted({lab for _, lab in make_rows(n_per_class=5, classes=3)})
+    store.add_samples(
+        CapturedSample(
+            id=f"api-{i}",
+            text=f"接口测试样本{i}",
+            model_name=MODEL,
+            model_version="1",
+            predicted_label=classes[0],
+            confidence=0.4,
+            probabilities={c: 1 / 3 for c in classes},
+            reason="uncertain",
+            score=10.0 + i,  # above every capture made by other tests
+        )
+        for i in range(4)
+    )
+    api = f"{served.url}/labelling/api"
+    auth = {"Authorization": f"Bearer {LABEL_TOKEN}"}
+
+    assert call(f"{api}/queue")[0] == 401
+    bad, body = call(f"{api}/queue", headers={"Authorization": "Bearer wrong"})
+    assert bad == 401 and body["reason"] == "invalid_token"
+    assert call(f"{api}/labels", {"id": "api-1", "label": classes[0]})[0] == 401
+
+    status, queue = call(f"{api}/queue?limit=3", headers=auth)
+    assert status == 200 and [i["id"] for i in queue["items"]] == ["api-3", "api-2", "api-1"]
+    assert queue["items"][0]["score_parts"] == {} and queue["items"][0]["reason"] == "uncertain"
+    assert call(f"{api}/queue?limit=zero", headers=auth)[0] == 400
+
+    status, first = call(
+        f"{api}/labels", {"id": "api-3", "label": classes[1], "annotator": "ann"}, headers=auth
+    )
+    assert status == 200 and first["created"] and not first["conflict"]
+    _, again = call(
+        f"{api}/labels", {"id": "api-3", "label": classes[1], "annotator": "ann"}, headers=auth
+    )
+    assert not again["created"]
+    assert call(f"{api}/labels", {"id": "api-3", "label": "nonsense"}, headers=auth)[0] == 422
+    missing, body = call(f"{api}/labels", {"id": "api-404", "label": classes[0]}, headers=auth)
+    assert missing == 404 and "api-404" in body["error"]
+    assert call(f"{api}/skips", {"id": "api-2", "annotator": "ann"}, headers=auth)[0] == 200
+    assert call(f"{api}/labels", b"{oops", headers=auth)[0] == 400
+
+    status, queue = call(f"{api}/queue?limit=2", headers=auth)
+    assert [i["id"] for i in queue["items"]] == ["api-1", "api-0"]
+    status, stats = call(f"{api}/stats", headers=auth)
+    assert status == 200 and stats["labels"] >= 1 and stats["skips"] >= 1
+    labelled = [s for s in store.labels_after(0) if s.sample_id.startswith("api-")]
+    assert [(s.sample_id, s.label, s.annotator) for s in labelled] == [("api-3", classes[1], "ann")]

@@ -16,7 +16,10 @@ Bad input and a broken model look different to the caller: 4xx with a ``reason``
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
+import os
 import threading
 import time
 import uuid
@@ -28,9 +31,10 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from textops.labelling.store import CapturedSample, LabelStore, text_sha256
+from textops.errors import TextopsError
+from textops.labelling.store import CapturedSample, LabelStore, UnknownSampleError, text_sha256
 from textops.monitoring.drift import DriftMonitor
-from textops.serving import validation
+from textops.serving import labelling_api, validation
 from textops.serving.batching import MicroBatcher
 from textops.serving.capture import CaptureQueue
 from textops.serving.config import load_serving_config
@@ -95,6 +99,8 @@ class TextClassifierService:
         self.model: LoadedModel | None = None
         self.quality: QualityMeter | None = None
         self.drift: DriftMonitor | None = None
+        self.label_token = os.environ.get(labelling_api.TOKEN_ENV) or None
+        self._labels: LabelStore | None = None
         self.capture = CaptureQueue(
             lambda: LabelStore(self.settings.label_db),
             self.config.capture_queue,
@@ -296,6 +302,81 @@ class TextClassifierService:
             return self._failure("feedback", exc, started)
         self.metrics.request("feedback", "ok", time.perf_counter() - started)
         return JSONResponse(answer.model_dump())
+
+    def _label_store(self) -> LabelStore:
+        if self._labels is None:
+            self._labels = LabelStore(self.settings.label_db)
+        return self._labels
+
+    async def _labelling(self, request: Request, endpoint: str, work: Any) -> Response:
+        """Token check, then ``work(store)`` off the event loop; errors become 4xx/503."""
+        started = time.perf_counter()
+        try:
+            labelling_api.check_token(request.headers, self.label_token)
+            result = await asyncio.to_thread(lambda: work(self._label_store()))
+        except UnknownSampleError as exc:
+            return self._failure(
+                endpoint, RequestRejected(404, validation.UNKNOWN_ID, str(exc)), started
+            )
+        except TextopsError as exc:  # the label store is unreachable
+            self.metrics.request(endpoint, "unavailable", time.perf_counter() - started)
+            return JSONResponse({"error": str(exc), "reason": "label_store"}, status_code=503)
+        except Exception as exc:
+            return self._failure(endpoint, exc, started)
+        self.metrics.request(endpoint, "ok", time.perf_counter() - started)
+        return JSONResponse(result)
+
+    @web.get("/labelling/api/queue", summary="The labelling queue, best first (token required)")
+    async def labelling_queue(self, request: Request) -> Response:
+        limit, offset = 20, 0
+        try:
+            labelling_api.check_token(request.headers, self.label_token)
+            limit, offset = labelling_api.page(request.query_params)
+        except RequestRejected as exc:
+            return self._failure("labelling_queue", exc, time.perf_counter())
+        return await self._labelling(
+            request,
+            "labelling_queue",
+            lambda store: {
+                "items": [dataclasses.asdict(i) for i in store.queue(limit, offset)],
+                "limit": limit,
+                "offset": offset,
+            },
+        )
+
+    @web.post("/labelling/api/labels", summary="Label a queued sample (token required)")
+    async def labelling_label(self, request: Request) -> Response:
+        return await self._labelling_submit(request, "labelling_label", skip=False)
+
+    @web.post("/labelling/api/skips", summary="Skip a queued sample (token required)")
+    async def labelling_skip(self, request: Request) -> Response:
+        return await self._labelling_submit(request, "labelling_skip", skip=True)
+
+    @web.get("/labelling/api/stats", summary="Queue and label counts (token required)")
+    async def labelling_stats(self, request: Request) -> Response:
+        return await self._labelling(request, "labelling_stats", lambda store: store.stats())
+
+    async def _labelling_submit(self, request: Request, endpoint: str, skip: bool) -> Response:
+        started = time.perf_counter()
+        try:
+            labelling_api.check_token(request.headers, self.label_token)
+            payload = validation.parse_json_object(
+                await request.body(), request.headers.get("content-type")
+            )
+            model, _ = self._ready()
+            given = labelling_api.submission(payload, model.classes, skip)
+        except Exception as exc:
+            return self._failure(endpoint, exc, started)
+
+        def work(store: LabelStore) -> dict[str, Any]:
+            if given.label is None:
+                store.skip(given.sample_id, given.annotator)
+                return {"id": given.sample_id, "skipped": True}
+            return dataclasses.asdict(
+                store.submit_label(given.sample_id, given.label, given.annotator)
+            )
+
+        return await self._labelling(request, endpoint, work)
 
     def _failure(self, endpoint: str, exc: Exception, started: float) -> JSONResponse:
         """Turn an exception into a response and count it: 4xx, 503 or (a bug) 500."""
