@@ -454,7 +454,7 @@ def test_labelling_api_lists_labels_and_skips_with_a_token(served: Served) -> No
             confidence=0.4,
             probabilities={c: 1 / 3 for c in classes},
             reason="uncertain",
-            score=10.0 + i,  # above every capture made by other tests
+            score=1000.0 + i,  # above every capture made by other tests
         )
         for i in range(4)
     )
@@ -491,3 +491,59 @@ def test_labelling_api_lists_labels_and_skips_with_a_token(served: Served) -> No
     assert status == 200 and stats["labels"] >= 1 and stats["skips"] >= 1
     labelled = [s for s in store.labels_after(0) if s.sample_id.startswith("api-")]
     assert [(s.sample_id, s.label, s.annotator) for s in labelled] == [("api-3", classes[1], "ann")]
+
+
+def test_annotator_page_labels_three_and_skips_one(served: Served, tmp_path: Path) -> None:
+    from textops.labelling.store import CapturedSample, LabelStore
+
+    store = LabelStore(f"sqlite:///{served.home / 'labels.db'}")
+    classes = sorted({lab for _, lab in make_rows(n_per_class=5, classes=3)})
+    store.add_samples(
+        CapturedSample(
+            id=f"page-{i}",
+            text=f"页面标注样本{i}号",
+            model_name=MODEL,
+            model_version="1",
+            predicted_label=classes[0],
+            confidence=0.4,
+            probabilities={c: 1 / 3 for c in classes},
+            reason="uncertain",
+            score=10_000.0 - i,  # above the API test's leftovers
+            score_parts={"uncertainty": 0.6},
+        )
+        for i in range(5)
+    )
+    browser = start_chromium(tmp_path / "chromium", die_with_parent=True)
+    page = browser.page()
+    shown = "document.getElementById('text').textContent"
+    try:
+        page.navigate(f"{served.url}/labelling/#token={LABEL_TOKEN}")
+
+        def showing(text: str) -> bool:
+            return bool(page.evaluate(f"{shown} === {json.dumps(text)}"))
+
+        wait_until(lambda: showing("页面标注样本0号"), timeout=30, what="the first sample")
+        assert "uncertainty 0.600" in page.evaluate("document.getElementById('parts').textContent")
+        page.evaluate(f"document.querySelector('button[data-label=\"{classes[1]}\"]').click()")
+        wait_until(lambda: showing("页面标注样本1号"), timeout=30, what="the second sample")
+        page.evaluate("document.getElementById('skip').click()")
+        wait_until(lambda: showing("页面标注样本2号"), timeout=30, what="the third sample")
+        # keyboard shortcuts: 1 is the first label, 3 the third
+        page.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: '1'}))")
+        wait_until(lambda: showing("页面标注样本3号"), timeout=30, what="the fourth sample")
+        page.evaluate("document.dispatchEvent(new KeyboardEvent('keydown', {key: '3'}))")
+        wait_until(lambda: showing("页面标注样本4号"), timeout=30, what="the fifth sample")
+        assert page.evaluate("document.getElementById('progress').textContent") == (
+            "labelled 3 · skipped 1"
+        )
+    finally:
+        page.close()
+        browser.stop()
+
+    labels = {
+        (s.sample_id, s.label) for s in store.labels_after(0) if s.sample_id.startswith("page-")
+    }
+    assert labels == {("page-0", classes[1]), ("page-2", classes[0]), ("page-3", classes[2])}
+    skipped = [q.id for q in store.queue(limit=100, status="skipped")]
+    assert [i for i in skipped if i.startswith("page-")] == ["page-1"]
+    assert [q.id for q in store.queue(limit=500) if q.id.startswith("page-")] == ["page-4"]

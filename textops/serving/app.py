@@ -56,6 +56,9 @@ from textops.settings import load_settings
 logger = logging.getLogger("textops.serving")
 
 PAGE = resources.files("textops.serving").joinpath("static/index.html").read_text("utf-8")
+LABELLING_PAGE = (
+    resources.files("textops.serving").joinpath("static/labelling.html").read_text("utf-8")
+)
 
 web = FastAPI(title="textops classifier", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -325,6 +328,11 @@ class TextClassifierService:
             return self._failure(endpoint, exc, started)
         self.metrics.request(endpoint, "ok", time.perf_counter() - started)
         return JSONResponse(result)
+
+    @web.get("/labelling/", include_in_schema=False)
+    async def labelling_page(self) -> HTMLResponse:
+        """The annotator's page: the ranked queue, one sample at a time, keys 1..N and s."""
+        return HTMLResponse(LABELLING_PAGE)
 
     @web.get("/labelling/api/queue", summary="The labelling queue, best first (token required)")
     async def labelling_queue(self, request: Request) -> Response:
