@@ -465,6 +465,28 @@ def _refuse_pods_of_version(kubectl: Kubectl, namespace: str, version: str, tmp_
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump_all([policy, binding]))
     kubectl("apply", "-f", str(path), check=True)
+    # the API server loads new policies asynchronously: wait until a pod of that version is
+    # really refused, or the rollout under test may slip through before the policy applies
+    probe = tmp_path / f"{name}-probe.yaml"
+    probe.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": "probe",
+                    "namespace": namespace,
+                    "labels": {f"{GROUP}/model-version": version},
+                },
+                "spec": {"containers": [{"name": "c", "image": "probe"}]},
+            }
+        )
+    )
+    wait_until(
+        "the admission policy to refuse pods of the version",
+        lambda: "cannot start" in kubectl("create", "--dry-run=server", "-f", str(probe)).stderr,
+        timeout=60,
+    )
 
 
 # --------------------------------------------------------------------------- drift
