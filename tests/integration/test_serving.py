@@ -31,6 +31,7 @@ from textops.devservers.procs import (
     wait_until,
 )
 from textops.devservers.prometheus import start_prometheus
+from textops.labelling.store import CapturedSample, LabelStore
 
 pytestmark = pytest.mark.integration
 
@@ -424,8 +425,6 @@ def test_drift_gauges_stay_quiet_then_rise_and_drifted_samples_are_queued(
         prometheus.stop()
 
     # the drifted samples were queued for labelling, off the request path
-    from textops.labelling.store import LabelStore
-
     store = LabelStore(f"sqlite:///{served.home / 'labels.db'}")
     drifted = wait_until(
         lambda: [q for q in store.queue(limit=500) if q.reason == "drift"] or None,
@@ -441,24 +440,35 @@ def test_drift_gauges_stay_quiet_then_rise_and_drifted_samples_are_queued(
     assert _metric(metrics, "textops_labelling_captures_total", reason="drift") >= len(drifted)
 
 
-def test_labelling_api_lists_labels_and_skips_with_a_token(served: Served) -> None:
-    from textops.labelling.store import CapturedSample, LabelStore
-
+def _queue_samples(
+    served: Served, samples: list[tuple[str, str, float, dict[str, float]]]
+) -> tuple[LabelStore, list[str]]:
+    """Put (id, text, score, score parts) samples in the served label store's queue; returns
+    the store and the model's classes."""
     store = LabelStore(f"sqlite:///{served.home / 'labels.db'}")
     classes = sorted({lab for _, lab in make_rows(n_per_class=5, classes=3)})
     store.add_samples(
         CapturedSample(
-            id=f"api-{i}",
-            text=f"接口测试样本{i}",
+            id=sample_id,
+            text=text,
             model_name=MODEL,
             model_version="1",
             predicted_label=classes[0],
             confidence=0.4,
             probabilities={c: 1 / 3 for c in classes},
             reason="uncertain",
-            score=1000.0 + i,  # above every capture made by other tests
+            score=score,
+            score_parts=parts,
         )
-        for i in range(4)
+        for sample_id, text, score, parts in samples
+    )
+    return store, classes
+
+
+def test_labelling_api_lists_labels_and_skips_with_a_token(served: Served) -> None:
+    # scores above every capture made by other tests
+    store, classes = _queue_samples(
+        served, [(f"api-{i}", f"接口测试样本{i}", 1000.0 + i, {}) for i in range(4)]
     )
     api = f"{served.url}/labelling/api"
     auth = {"Authorization": f"Bearer {LABEL_TOKEN}"}
@@ -496,24 +506,10 @@ def test_labelling_api_lists_labels_and_skips_with_a_token(served: Served) -> No
 
 
 def test_annotator_page_labels_three_and_skips_one(served: Served, tmp_path: Path) -> None:
-    from textops.labelling.store import CapturedSample, LabelStore
-
-    store = LabelStore(f"sqlite:///{served.home / 'labels.db'}")
-    classes = sorted({lab for _, lab in make_rows(n_per_class=5, classes=3)})
-    store.add_samples(
-        CapturedSample(
-            id=f"page-{i}",
-            text=f"页面标注样本{i}号",
-            model_name=MODEL,
-            model_version="1",
-            predicted_label=classes[0],
-            confidence=0.4,
-            probabilities={c: 1 / 3 for c in classes},
-            reason="uncertain",
-            score=10_000.0 - i,  # above the API test's leftovers
-            score_parts={"uncertainty": 0.6},
-        )
-        for i in range(5)
+    # scores above the API test's leftovers
+    store, classes = _queue_samples(
+        served,
+        [(f"page-{i}", f"页面标注样本{i}号", 10_000.0 - i, {"uncertainty": 0.6}) for i in range(5)],
     )
     browser = start_chromium(tmp_path / "chromium", die_with_parent=True)
     page = browser.page()

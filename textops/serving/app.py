@@ -311,11 +311,9 @@ class TextClassifierService:
             self._labels = LabelStore(self.settings.label_db)
         return self._labels
 
-    async def _labelling(self, request: Request, endpoint: str, work: Any) -> Response:
-        """Token check, then ``work(store)`` off the event loop; errors become 4xx/503."""
-        started = time.perf_counter()
+    async def _in_label_store(self, endpoint: str, work: Any, started: float) -> Response:
+        """``work(store)`` off the event loop, once the request is checked; errors: 4xx/503."""
         try:
-            labelling_api.check_token(request.headers, self.label_token)
             result = await asyncio.to_thread(lambda: work(self._label_store()))
         except UnknownSampleError as exc:
             return self._failure(
@@ -336,20 +334,20 @@ class TextClassifierService:
 
     @web.get("/labelling/api/queue", summary="The labelling queue, best first (token required)")
     async def labelling_queue(self, request: Request) -> Response:
-        limit, offset = 20, 0
+        started = time.perf_counter()
         try:
             labelling_api.check_token(request.headers, self.label_token)
             limit, offset = labelling_api.page(request.query_params)
         except RequestRejected as exc:
-            return self._failure("labelling_queue", exc, time.perf_counter())
-        return await self._labelling(
-            request,
+            return self._failure("labelling_queue", exc, started)
+        return await self._in_label_store(
             "labelling_queue",
             lambda store: {
                 "items": [dataclasses.asdict(i) for i in store.queue(limit, offset)],
                 "limit": limit,
                 "offset": offset,
             },
+            started,
         )
 
     @web.post("/labelling/api/labels", summary="Label a queued sample (token required)")
@@ -362,7 +360,12 @@ class TextClassifierService:
 
     @web.get("/labelling/api/stats", summary="Queue and label counts (token required)")
     async def labelling_stats(self, request: Request) -> Response:
-        return await self._labelling(request, "labelling_stats", lambda store: store.stats())
+        started = time.perf_counter()
+        try:
+            labelling_api.check_token(request.headers, self.label_token)
+        except RequestRejected as exc:
+            return self._failure("labelling_stats", exc, started)
+        return await self._in_label_store("labelling_stats", lambda store: store.stats(), started)
 
     async def _labelling_submit(self, request: Request, endpoint: str, skip: bool) -> Response:
         started = time.perf_counter()
@@ -384,7 +387,7 @@ class TextClassifierService:
                 store.submit_label(given.sample_id, given.label, given.annotator)
             )
 
-        return await self._labelling(request, endpoint, work)
+        return await self._in_label_store(endpoint, work, started)
 
     def _failure(self, endpoint: str, exc: Exception, started: float) -> JSONResponse:
         """Turn an exception into a response and count it: 4xx, 503 or (a bug) 500."""
