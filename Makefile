@@ -17,7 +17,7 @@ export TEXTOPS_CACHE ?= $(HOME)/.cache/textops
 include mk/servers.mk
 include mk/cluster.mk
 
-.PHONY: help venv demo test test-unit lint format system-deps tools benchmark clean
+.PHONY: help venv demo test test-unit lint format system-deps tools benchmark manifests clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
@@ -62,6 +62,9 @@ test-unit: $(TEST_STAMP) ## the fast part: no servers, no cluster, no full-corpu
 
 benchmark: $(STAMP) ## XGBoost default vs TF-IDF + logistic regression, side by side
 	$(PY) benchmarks/training.py
+
+manifests: $(STAMP) ## regenerate manifests/{crd,rbac,operator} from the Helm chart
+	$(PY) scripts/render-manifests.py
 
 clean: ## remove the embedded stores and caches in this checkout (not the tool cache)
 	rm -rf .textops .mypy_cache .ruff_cache reports
