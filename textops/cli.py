@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from textops.demo.scenario import DemoSize
 from textops.errors import InvalidDataError, TextopsError
 from textops.settings import Settings, load_settings
 
@@ -164,9 +165,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         parents=[common],
-        help="snapshot the built-in data, train, register, promote, summarise",
+        help="the whole loop: train v1, serve, drift, label, retrain, promote v2, report",
     )
     _policy_args(demo)
+    defaults = DemoSize()
+    for flag, dest, kind, what in (
+        ("--first-training", "first_training", int, "rows of the first training set"),
+        ("--in-distribution", "in_distribution", int, "texts of in-distribution traffic"),
+        ("--shifted", "shifted", int, "texts of shifted traffic (replayed after retraining)"),
+        ("--new-share", "new_share", float, "share of hotel reviews in the shifted traffic"),
+        ("--labels", "labels", int, "labels the simulated annotator gives"),
+        ("--seed", "seed", int, "seed for the data split and the traffic"),
+    ):
+        demo.add_argument(
+            flag,
+            dest=dest,
+            type=kind,
+            default=getattr(defaults, dest),
+            help=f"{what} (default {getattr(defaults, dest)})",
+        )
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -267,9 +284,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    from textops.demo import run_demo
+    from textops.demo.loop import run_demo
 
-    return run_demo(settings, _policy(args))
+    size = DemoSize(
+        first_training=args.first_training,
+        in_distribution=args.in_distribution,
+        shifted=args.shifted,
+        new_share=args.new_share,
+        labels=args.labels,
+        seed=args.seed,
+    )
+    return run_demo(settings, _policy(args), size)
 
 
 def _human(result: Any, indent: int = 0) -> str:

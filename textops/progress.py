@@ -32,7 +32,7 @@ class Progress:
             yield
         finally:
             elapsed = time.perf_counter() - start
-            self.timings[name] = elapsed
+            self.timings[name] = self.timings.get(name, 0.0) + elapsed  # a repeated stage adds up
             self.say(f"[{self._done}/{self.total}] {name}: {elapsed:.1f}s")
 
     def say(self, message: str) -> None:

@@ -42,6 +42,16 @@ def normalise_text(text: str) -> str:
     return folded.strip()
 
 
+# Manifest note listing texts that entered through the labelling queue (chosen because they
+# were uncertain or drifted, so not representative of traffic): digests from ``text_digest``.
+QUEUE_SELECTED_NOTE = "queue_selected_texts"
+
+
+def text_digest(text: str) -> str:
+    """A short, stable fingerprint of one text (after normalisation), for manifest notes."""
+    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()[:16]
+
+
 def canonical_lines(rows: Iterable[Row]) -> Iterable[bytes]:
     """The byte lines that are hashed and stored: one JSON array per row, rows sorted."""
     for row in sorted(rows):

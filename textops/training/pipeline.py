@@ -22,7 +22,7 @@ import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
 
-from textops.data.dataset import Dataset
+from textops.data.dataset import QUEUE_SELECTED_NOTE, Dataset, text_digest
 from textops.data.split import DEFAULT_HOLDOUT_FRACTION, split_indices
 from textops.data.store import open_store
 from textops.errors import TextopsError
@@ -38,6 +38,7 @@ from textops.settings import Settings
 
 CHALLENGER = "challenger"
 MIN_HOLDOUT = 2
+MIN_REFERENCE_ROWS = 200  # fewer representative holdout rows: use them all
 # what a pyfunc environment needs besides the textops package itself (installed in the image)
 MODEL_REQUIREMENTS = [
     "numpy",
@@ -108,8 +109,13 @@ def train(
         proba = classifier.predict_proba(x_hold)
         evaluation = evaluate(y_hold, proba, classifier.classes)
         progress.say(f"    accuracy {evaluation.accuracy:.4f}  macro-F1 {evaluation.macro_f1:.4f}")
+        keep = representative_rows(dataset, x_hold)
         profile = build_reference_profile(
-            x_train, y_train, classifier.classes, proba, holdout_texts=x_hold
+            x_train,
+            y_train,
+            classifier.classes,
+            proba[keep],
+            holdout_texts=[x_hold[k] for k in keep],
         )
     with progress.stage("log to MLflow and register"):
         run_id, version = _log_run(
@@ -137,6 +143,19 @@ def train(
         holdout_rows=len(x_hold),
         timings=dict(progress.timings),
     )
+
+
+def representative_rows(dataset: Dataset, holdout: list[str]) -> list[int]:
+    """Holdout positions the prediction-drift reference may use.
+
+    Texts labelled from the queue were chosen *because* the model was unsure about them or
+    they looked drifted; in the reference they would make the model look less sure than it is
+    on ordinary traffic, so that traffic would look drifted right after a retraining. They
+    stay in the evaluation, not in the profile, unless too few other rows would remain.
+    """
+    selected = set(dataset.manifest.notes.get(QUEUE_SELECTED_NOTE) or ())
+    keep = [k for k, text in enumerate(holdout) if text_digest(text) not in selected]
+    return keep if len(keep) >= MIN_REFERENCE_ROWS else list(range(len(holdout)))
 
 
 def _log_run(
