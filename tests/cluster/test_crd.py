@@ -114,7 +114,7 @@ def test_minimal_is_accepted_and_defaulted(custom: Any, k8s_namespace: str) -> N
         },
         "batching": {"maxBatchSize": 32, "maxLatencyMs": 20},
     }
-    assert spec["monitoring"]["featureDrift"] == {"threshold": 0.2, "for": "10m"}
+    assert spec["monitoring"]["featureDrift"] == {"threshold": 1.0, "for": "10m"}
     assert spec["retraining"]["triggers"] == {
         "onDrift": True,
         "onQualityDrop": True,

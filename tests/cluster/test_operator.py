@@ -3,9 +3,12 @@
 The operator runs as a subprocess (``python -m textops.operator --namespace NS``) under the
 least-privilege ServiceAccount of ``manifests/rbac/`` (a token kubeconfig), so a missing
 permission fails these tests. kwok makes serving pods Ready and completes Job pods at once; no
-container runs. Model versions are registered cheaply in the real MLflow registry (no
-training: the operator only reads versions, aliases and tags). The one stand-in: a tiny HTTP
-server in the test plays the BentoML pod's ``/metrics``, scraped by a real Prometheus.
+container runs. A Job whose image is in the reserved registry ``fail.kwok.invalid`` fails
+instead (``textops/devcluster/stages/pod-fail.yaml``): the real Job controller retries it up
+to ``backoffLimit`` and marks it Failed. Model versions are registered cheaply in the real
+MLflow registry (no training: the operator only reads versions, aliases and tags). The one
+stand-in: a tiny HTTP server in the test plays the BentoML pod's ``/metrics``, scraped by a
+real Prometheus.
 
 Every wait polls a condition with a deadline; nothing sleeps to synchronise.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +25,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -36,7 +41,7 @@ from tests.plugins.cluster import wait_until
 from textops.devcluster import Cluster
 from textops.devservers.procs import ManagedProcess, start_process
 from textops.operator.policy import trigger_id
-from textops.operator.spec import GROUP, PLURAL, RETRAIN_ANNOTATION, VERSION
+from textops.operator.spec import GROUP, PLURAL, RETRAIN_ANNOTATION, VERSION, format_time
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
@@ -46,6 +51,7 @@ RBAC_DIR = ROOT / "manifests" / "rbac"
 OPERATOR_MANIFEST = ROOT / "manifests" / "operator" / "deployment.yaml"
 SA_NAMESPACE, SA_NAME = "textops-system", "textops-operator"
 EXPERIMENT = "textops-operator-tests"
+FAILING_IMAGE = "fail.kwok.invalid/textops/training:test"  # kwok fails its pods (exit 1)
 SA_USER = f"system:serviceaccount:{SA_NAMESPACE}:{SA_NAME}"
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -498,6 +504,8 @@ class FakeServingMetrics:
     def __init__(self, model: str, version: str) -> None:
         self.model, self.version = model, version
         self.feature_drift = 0.05
+        self.accuracy = 0.93
+        self.feedback = 300  # a counter: grows by 100 per scrape, as labelled feedback arrives
         handler = self._handler()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -509,6 +517,7 @@ class FakeServingMetrics:
         return f"127.0.0.1:{port}"
 
     def text(self) -> str:
+        self.feedback += 100
         base = f'model="{self.model}",version="{self.version}"'
         overall = f'{base},statistic="overall"'
         return (
@@ -517,8 +526,8 @@ class FakeServingMetrics:
             f"textops_feature_drift_window_samples{{{base}}} 500\n"
             f"textops_prediction_drift_statistic{{{overall}}} 0.01\n"
             f"textops_prediction_drift_window_samples{{{base}}} 500\n"
-            f"textops_online_accuracy_ratio{{{base}}} 0.93\n"
-            f'textops_feedback_total{{{base},class="S",outcome="correct"}} 300\n'
+            f"textops_online_accuracy_ratio{{{base}}} {self.accuracy}\n"
+            f'textops_feedback_total{{{base},class="S",outcome="correct"}} {self.feedback}\n'
         )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -543,21 +552,35 @@ class FakeServingMetrics:
         self.server.server_close()
 
 
+@contextlib.contextmanager
+def monitored(model: str, version: str, tmp_path: Path) -> Iterator[tuple[FakeServingMetrics, str]]:
+    """Fake serving metrics of one version, scraped every second by a real Prometheus (URL)."""
+    from textops.devservers.prometheus import start_prometheus
+
+    metrics = FakeServingMetrics(model, version)
+    try:
+        prometheus = start_prometheus(
+            tmp_path / "prometheus", [metrics.target], die_with_parent=True
+        )
+        try:
+            yield metrics, prometheus.url
+        finally:
+            prometheus.stop()
+    finally:
+        metrics.close()
+
+
 def test_sustained_drift_starts_exactly_one_retraining_even_across_a_crash(
     operator: Operator, k8s: Cluster_, registry: MlflowClient, tmp_path: Path
 ) -> None:
-    from textops.devservers.prometheus import start_prometheus
-
     model = f"op-{uuid.uuid4().hex[:8]}"
     v1 = register(registry, model)
     registry.set_registered_model_alias(model, "champion", v1)
-    metrics = FakeServingMetrics(model, v1)
-    prometheus = start_prometheus(tmp_path / "prometheus", [metrics.target], die_with_parent=True)
-    try:
+    with monitored(model, v1, tmp_path) as (metrics, prometheus_url):
         spec = {
             "model": {"name": model, "alias": "champion"},
             "monitoring": {
-                "prometheus": prometheus.url,
+                "prometheus": prometheus_url,
                 "interval": "1s",
                 "featureDrift": {"threshold": 0.2, "for": "2s"},
             },
@@ -611,9 +634,6 @@ def test_sustained_drift_starts_exactly_one_retraining_even_across_a_crash(
         assert last["trigger"] == "drift" and last["job"] == job.metadata.name
         started = [h for h in k8s.status("drifty")["history"] if h["event"] == "RetrainingStarted"]
         assert len(started) == 1
-    finally:
-        prometheus.stop()
-        metrics.close()
 
 
 # --------------------------------------------------------------------------- retraining
@@ -667,6 +687,268 @@ def test_manual_retraining_records_the_candidate_and_rolls_out_the_promotion(
     for expected in ("RetrainingStarted", "RetrainingSucceeded", "Promoted"):
         assert expected in events
     assert len(k8s.jobs()) == 1
+
+
+def _observations_after(k8s: Cluster_, name: str, count: int, timeout: float = 60) -> str:
+    """Wait until the operator has read Prometheus ``count`` more times; the last reading time."""
+
+    def observed() -> str:
+        return str(k8s.status(name).get("drift", {}).get("observedAt") or "")
+
+    def newer_than(before: str) -> Callable[[], str]:
+        def probe() -> str:
+            now = observed()
+            return now if now > before else ""
+
+        return probe
+
+    seen = observed()
+    for _ in range(count):
+        seen = wait_until("another observation", newer_than(seen), timeout=timeout)
+    return seen
+
+
+def _job_condition(job: Any, type_: str) -> Any:
+    return next(
+        (c for c in job.status.conditions or [] if c.type == type_ and c.status == "True"), None
+    )
+
+
+def _read_job(k8s: Cluster_, name: str) -> Any:
+    return k8s.batch.read_namespaced_job(name, k8s.ns)
+
+
+def _waits_until(message: str) -> datetime:
+    """The back-off end written in the Retraining condition's message."""
+    found = re.search(r"waits until (\S+Z)", message)
+    assert found, message
+    return datetime.fromisoformat(found.group(1).replace("Z", "+00:00"))
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_failed_retraining_job_is_reported_promotes_nothing_and_backs_off(
+    operator: Operator, k8s: Cluster_, registry: MlflowClient, tmp_path: Path
+) -> None:
+    """Manual Job fails (real Job controller, backoffLimit 1) → Failed condition, Warning
+    Event, champion untouched; sustained drift then waits out the back-off (no retry storm),
+    and the retry that fails again doubles the wait."""
+    model = f"op-{uuid.uuid4().hex[:8]}"
+    v1 = register(registry, model)
+    registry.set_registered_model_alias(model, "champion", v1)
+    with monitored(model, v1, tmp_path) as (metrics, prometheus_url):
+        spec = {
+            "model": {"name": model, "alias": "champion"},
+            "monitoring": {
+                "prometheus": prometheus_url,
+                "interval": "1s",
+                "featureDrift": {"threshold": 0.2, "for": "2s"},
+            },
+            "retraining": {
+                "image": FAILING_IMAGE,
+                "minNewLabels": 0,
+                "cooldown": "45s",
+                "backoffLimit": 1,
+            },
+        }
+        k8s.create("failing", spec)
+        wait_until("served", lambda: k8s.serving("failing", v1), timeout=90)
+        k8s.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            k8s.ns,
+            PLURAL,
+            "failing",
+            {"metadata": {"annotations": {RETRAIN_ANNOTATION: "r1"}}},
+        )
+        job = wait_until("the manual Job", lambda: k8s.jobs(), timeout=60)[0]
+        assert job.spec.template.spec.containers[0].image == FAILING_IMAGE
+        failed = wait_until(
+            "the Job controller to mark the Job Failed",
+            lambda: _job_condition(
+                k8s.batch.read_namespaced_job(job.metadata.name, k8s.ns), "Failed"
+            ),
+            timeout=90,
+        )
+        assert failed.reason == "BackoffLimitExceeded"
+        assert _read_job(k8s, job.metadata.name).status.failed == 2  # backoffLimit 1: two pods
+
+        wait_until(
+            "the failure recorded",
+            lambda: k8s.status("failing").get("lastRetraining", {}).get("result") == "Failed",
+            timeout=30,
+        )
+        st = k8s.status("failing")
+        assert st["lastRetraining"]["job"] == job.metadata.name
+        assert st["lastRetraining"]["trigger"] == "manual"
+        assert "candidateVersion" not in st["lastRetraining"]
+        retraining = k8s.condition("failing", "Retraining")
+        assert (retraining["status"], retraining["reason"]) == ("False", "JobFailed")
+        until = _waits_until(retraining["message"])
+        started = _time(st["lastRetraining"]["startedAt"])
+        assert until - started == timedelta(seconds=45)  # one failure: the cooldown
+        assert "(1 consecutive failure)" in retraining["message"]
+        events = wait_until("a RetrainingFailed Event", lambda: k8s.events("RetrainingFailed"))
+        assert events[0].type == "Warning" and job.metadata.name in events[0].message
+        assert "RetrainingFailed" in [h["event"] for h in st["history"]]
+        # Nothing was promoted: the alias and what is served are unchanged.
+        assert registry.get_model_version_by_alias(model, "champion").version == v1
+        assert st["servingVersion"] == v1
+        assert k8s.deployment_uri("failing") == f"models:/{model}/{v1}"
+
+        # Drift now fires and stays, but inside the back-off window no Job starts.
+        metrics.feature_drift = 0.9
+        wait_until(
+            "drift sustained past its 2s",
+            lambda: (
+                (d := k8s.status("failing").get("drift", {})).get("featureAboveSince")
+                and _time(d["observedAt"]) - _time(d["featureAboveSince"]) >= timedelta(seconds=3)
+            ),
+            timeout=30,
+        )
+        last_seen = _time(_observations_after(k8s, "failing", 2))
+        assert last_seen < until, "the back-off window was over before the check: machine slow?"
+        assert [j.metadata.name for j in k8s.jobs()] == [job.metadata.name]
+
+        # Once the window is over, the drift retraining starts: exactly one new Job.
+        retry = wait_until(
+            "the drift retraining after the back-off",
+            lambda: [j for j in k8s.jobs() if j.metadata.name != job.metadata.name],
+            timeout=90,
+        )
+        assert len(retry) == 1
+        assert retry[0].metadata.annotations[f"{GROUP}/trigger"] == "drift"
+        assert retry[0].metadata.creation_timestamp >= until
+        # It fails too (same image): the next wait is twice the cooldown.
+        wait_until(
+            "the second failure recorded",
+            lambda: (
+                "(2 consecutive failures)"
+                in k8s.condition("failing", "Retraining").get("message", "")
+            ),
+            timeout=90,
+        )
+        st = k8s.status("failing")
+        assert st["lastRetraining"]["job"] == retry[0].metadata.name
+        second_until = _waits_until(k8s.condition("failing", "Retraining")["message"])
+        assert second_until - _time(st["lastRetraining"]["startedAt"]) == timedelta(seconds=90)
+        assert len(k8s.events("RetrainingFailed")) == 2  # one per failure, not per pass
+        assert len(k8s.jobs()) == 2
+        assert registry.get_model_version_by_alias(model, "champion").version == v1
+
+
+def test_schedule_tick_starts_exactly_one_retraining(
+    operator: Operator, k8s: Cluster_, registry: MlflowClient, tmp_path: Path
+) -> None:
+    """A real cron tick (every minute: the first one after creation is at most 60 s away)."""
+    model = f"op-{uuid.uuid4().hex[:8]}"
+    v1 = register(registry, model)
+    registry.set_registered_model_alias(model, "champion", v1)
+    with monitored(model, v1, tmp_path) as (_, prometheus_url):
+        spec = {
+            "model": {"name": model, "alias": "champion"},
+            "monitoring": {"prometheus": prometheus_url, "interval": "1s"},
+            "retraining": {"minNewLabels": 0, "triggers": {"schedule": "* * * * *"}},
+        }
+        created = k8s.create("nightly", spec)
+        # Ticks at or before creation never fire: the first is the next whole minute.
+        tick = _time(created["metadata"]["creationTimestamp"]).replace(second=0) + timedelta(
+            minutes=1
+        )
+        # What the Job's container would do: register a version tagged with its trigger id;
+        # this time the gate rejects it.
+        tid = trigger_id(created["metadata"]["uid"], "schedule", format_time(tick))
+        v2 = register(
+            registry,
+            model,
+            {
+                "textops.trigger.id": tid,
+                "textops.gate.decision": "rejected",
+                "textops.gate.reason": "macro_f1 0.86 vs champion 0.88",
+            },
+        )
+        wait_until("served", lambda: k8s.serving("nightly", v1), timeout=90)
+        job = wait_until("the scheduled Job", lambda: k8s.jobs(), timeout=120)[0]
+        assert job.metadata.creation_timestamp >= tick
+        assert job.metadata.annotations[f"{GROUP}/trigger"] == "schedule"
+        assert job.metadata.annotations[f"{GROUP}/trigger-id"] == tid
+        env = {e.name: e.value for e in job.spec.template.spec.containers[0].env}
+        assert env["TEXTOPS_TRIGGER"] == "schedule" and env["TEXTOPS_TRIGGER_ID"] == tid
+
+        wait_until(
+            "the rejected candidate recorded",
+            lambda: k8s.status("nightly").get("lastRetraining", {}).get("decision") == "rejected",
+            timeout=60,
+        )
+        st = k8s.status("nightly")
+        assert _time(st["lastScheduleTime"]) == tick
+        last = st["lastRetraining"]
+        assert (last["trigger"], last["triggerId"], last["result"]) == (
+            "schedule",
+            tid,
+            "Succeeded",
+        )
+        assert last["candidateVersion"] == v2 and "* * * * *" in last["reason"]
+        _observations_after(k8s, "nightly", 2)
+        assert [j.metadata.name for j in k8s.jobs()] == [job.metadata.name]
+        history = [h["event"] for h in k8s.status("nightly")["history"]]
+        assert history.count("RetrainingStarted") == 1 and "Rejected" in history
+        assert registry.get_model_version_by_alias(model, "champion").version == v1
+
+
+def test_quality_drop_starts_a_retraining(
+    operator: Operator, k8s: Cluster_, registry: MlflowClient, tmp_path: Path
+) -> None:
+    model = f"op-{uuid.uuid4().hex[:8]}"
+    v1 = register(registry, model)
+    registry.set_registered_model_alias(model, "champion", v1)
+    with monitored(model, v1, tmp_path) as (metrics, prometheus_url):
+        spec = {
+            "model": {"name": model, "alias": "champion"},
+            "monitoring": {
+                "prometheus": prometheus_url,
+                "interval": "1s",
+                "quality": {"metric": "accuracy", "min": 0.8, "minSamples": 200, "for": "2s"},
+            },
+            "retraining": {"minNewLabels": 0},
+        }
+        k8s.create("sliding", spec)
+        wait_until("served", lambda: k8s.serving("sliding", v1), timeout=90)
+        wait_until(
+            "quality read with enough feedback",
+            lambda: (
+                (q := k8s.status("sliding").get("quality", {})).get("value") == pytest.approx(0.93)
+                and (q.get("samples") or 0) >= 200
+            ),
+            timeout=60,
+        )
+        assert k8s.condition("sliding", "QualityLow")["status"] == "False"
+        assert not k8s.jobs()
+
+        metrics.accuracy = 0.61
+        wait_until(
+            "QualityLow=True",
+            lambda: k8s.condition("sliding", "QualityLow").get("status") == "True",
+            timeout=60,
+        )
+        low = k8s.condition("sliding", "QualityLow")
+        assert low["reason"] == "QualityBelowMinimum" and "0.61 < 0.8" in low["message"]
+        wait_until("a QualityBelowMinimum Event", lambda: k8s.events("QualityBelowMinimum"))
+        job = wait_until("the quality retraining Job", lambda: k8s.jobs(), timeout=60)[0]
+        assert job.metadata.annotations[f"{GROUP}/trigger"] == "quality"
+        env = {e.name: e.value for e in job.spec.template.spec.containers[0].env}
+        assert env["TEXTOPS_TRIGGER"] == "quality"
+        assert "accuracy below 0.8" in env["TEXTOPS_TRIGGER_REASON"]
+        wait_until(
+            "the Job recorded in status",
+            lambda: k8s.status("sliding").get("lastRetraining", {}).get("job") == job.metadata.name,
+            timeout=30,
+        )
+        assert k8s.status("sliding")["lastRetraining"]["trigger"] == "quality"
+        _observations_after(k8s, "sliding", 2)
+        assert [j.metadata.name for j in k8s.jobs()] == [job.metadata.name]
 
 
 # --------------------------------------------------------------------------- RBAC

@@ -1,5 +1,5 @@
 """The retraining policy, one test per branch: sustain, reset, running, manual, cooldown,
-labels, schedule, priority, and the determinism of trigger ids."""
+back-off after failures, labels, schedule, priority, and the determinism of trigger ids."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 
 from textops.operator.policy import (
+    MAX_FAILURE_BACKOFF,
+    MIN_FAILURE_BACKOFF,
     Episodes,
     Observation,
     State,
     decide,
     episodes_of,
+    retry_after,
     track,
     trigger_id,
 )
@@ -32,6 +35,7 @@ def _spec(**overrides: Any) -> ModelDeploymentSpec:
 
 SPEC = _spec()
 MON = SPEC.monitoring
+LIMIT = MON.feature_drift.threshold  # the default threshold, whatever it is
 
 
 def _state(**kw: Any) -> State:
@@ -47,17 +51,17 @@ def _drifting(minutes: int) -> Episodes:
 
 
 def test_track_starts_keeps_and_ends_an_episode() -> None:
-    bad = Observation(feature_drift=0.5, prediction_drift=0.1)
+    bad = Observation(feature_drift=LIMIT + 0.3, prediction_drift=LIMIT - 0.1)
     first = track(MON, bad, Episodes(), NOW)
     assert first.feature_drift_since == NOW and first.prediction_drift_since is None
     later = track(MON, bad, first, NOW + timedelta(minutes=5))
     assert later.feature_drift_since == NOW  # kept, not moved
-    healed = track(MON, Observation(feature_drift=0.1), later, NOW + timedelta(minutes=6))
+    healed = track(MON, Observation(feature_drift=LIMIT - 0.1), later, NOW + timedelta(minutes=6))
     assert healed.feature_drift_since is None
 
 
 def test_track_threshold_is_strictly_above() -> None:
-    at = track(MON, Observation(feature_drift=0.2), Episodes(), NOW)
+    at = track(MON, Observation(feature_drift=LIMIT), Episodes(), NOW)
     assert at.feature_drift_since is None
 
 
@@ -93,7 +97,7 @@ def test_drift_sustained_retrains() -> None:
     decision = decide(RES, SPEC, _state(episodes=_drifting(10)))
     assert decision.retrain and decision.trigger is not None
     assert decision.trigger.kind == "drift"
-    assert "feature drift above 0.2" in decision.reason
+    assert f"feature drift above {LIMIT}" in decision.reason
     assert decision.schedule_time is None and decision.manual_request is None
 
 
@@ -131,6 +135,29 @@ def test_cooldown_blocks_automatic_triggers() -> None:
         RES, SPEC, _state(episodes=_drifting(60), last_started_at=NOW - timedelta(hours=6))
     )
     assert after.retrain
+
+
+def test_failures_double_the_wait_up_to_a_cap() -> None:
+    six = timedelta(hours=6)
+    assert [retry_after(six, n) for n in range(4)] == [six, six, 2 * six, 4 * six]
+    assert retry_after(six, 50) == MAX_FAILURE_BACKOFF  # capped, no overflow
+    assert retry_after(timedelta(days=30), 5) == timedelta(days=30)  # never below the cooldown
+    # a zero cooldown still spaces out retries once a retraining failed
+    assert retry_after(timedelta(0), 0) == timedelta(0)
+    assert retry_after(timedelta(0), 1) == MIN_FAILURE_BACKOFF
+    assert retry_after(timedelta(0), 3) == 4 * MIN_FAILURE_BACKOFF
+
+
+def test_consecutive_failures_back_off_automatic_triggers_only() -> None:
+    started = NOW - timedelta(hours=7)  # past the 6h cooldown, within twice it
+    ok = decide(RES, SPEC, _state(episodes=_drifting(600), last_started_at=started, failures=1))
+    assert ok.retrain
+    state = _state(episodes=_drifting(600), last_started_at=started, failures=2)
+    blocked = decide(RES, SPEC, state)
+    assert not blocked.retrain
+    assert "backing off after 2 failed retrainings until 2026-11-26T17:00:00Z" in blocked.reason
+    assert decide(RES, SPEC, replace(state, now=NOW + timedelta(hours=5))).retrain
+    assert decide(RES, SPEC, replace(state, manual_request="again")).retrain  # a person asked
 
 
 def test_too_few_new_labels_blocks_automatic_triggers() -> None:

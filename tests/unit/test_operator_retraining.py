@@ -12,11 +12,12 @@ from textops.operator.policy import Observation
 from textops.operator.retraining import (
     Candidate,
     JobState,
+    consecutive_failures,
     job_state,
     plan_retraining,
     unrecorded_success,
 )
-from textops.operator.spec import ModelDeployment, RetrainingStatus, Status
+from textops.operator.spec import HistoryRecord, ModelDeployment, RetrainingStatus, Status
 from textops.operator.status import find
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -115,6 +116,47 @@ def test_a_failed_job_warns_and_promotes_nothing() -> None:
     assert last.result == "Failed" and last.decision is None
     assert [(e.type, e.reason) for e in plan.events] == [("Warning", "RetrainingFailed")]
     assert plan.start is None  # the cooldown spaces out the next attempt
+    retraining = find(plan.mdep.status.conditions, "Retraining")
+    assert retraining is not None and retraining.reason == "JobFailed"
+    until = "automatic retraining waits until 2026-11-26T18:00:00Z (1 consecutive failure)"
+    assert until in retraining.message and until in plan.events[0].message
+
+
+def test_drift_outlasting_failed_jobs_retries_with_doubling_waits() -> None:
+    """Each failure is recorded once; the next automatic Job waits cooldown, then twice it."""
+    mdep = _mdep(_running(), retraining={"minNewLabels": 0, "cooldown": "1h"})
+    t = NOW
+    job = JobState("reviews-retrain-abc", NOW, "Failed", NOW + timedelta(minutes=3))
+    plan = plan_retraining(mdep, DRIFT, [job], None, 0, t + timedelta(minutes=4), 20)
+    assert plan.start is None
+    mdep = _next(mdep, plan.mdep)
+    again = plan_retraining(mdep, DRIFT, [job], None, 0, t + timedelta(minutes=5), 20)
+    assert again.start is None and not again.events  # recorded once, no new Event
+    retry = plan_retraining(mdep, DRIFT, [job], None, 0, t + timedelta(hours=1), 20)
+    assert retry.start is not None and retry.start.kind == "drift"
+    # The retry fails too: the next wait is two hours from its start.
+    mdep = _next(mdep, retry.mdep)
+    name = job_name(mdep, retry.start)
+    second = JobState(name, t + timedelta(hours=1), "Failed", t + timedelta(hours=1, minutes=2))
+    jobs = [job, second]
+    failed = plan_retraining(mdep, DRIFT, jobs, None, 0, t + timedelta(hours=1, minutes=3), 20)
+    assert "until 2026-11-26T15:00:00Z (2 consecutive failures)" in failed.events[0].message
+    mdep = _next(mdep, failed.mdep)
+    early = plan_retraining(mdep, DRIFT, jobs, None, 0, t + timedelta(hours=2, minutes=30), 20)
+    assert early.start is None
+    late = plan_retraining(mdep, DRIFT, jobs, None, 0, t + timedelta(hours=3), 20)
+    assert late.start is not None
+
+
+def test_consecutive_failures_count_back_to_the_last_success() -> None:
+    def h(event: Any) -> HistoryRecord:
+        return HistoryRecord(NOW, event)
+
+    assert consecutive_failures(()) == 0
+    history = [h("RetrainingFailed"), h("RetrainingSucceeded"), h("RetrainingFailed")]
+    assert consecutive_failures(history) == 1
+    history += [h("RolledOut"), h("RetrainingStarted"), h("RetrainingFailed")]
+    assert consecutive_failures(history) == 2
 
 
 def test_job_state_reads_conditions_and_annotations() -> None:

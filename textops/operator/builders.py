@@ -169,7 +169,7 @@ def build_deployment(mdep: ModelDeployment, config: Config, version: str) -> Bod
                 "MLFLOW_TRACKING_URI": config.tracking_uri,
                 "TEXTOPS_MAX_BATCH_SIZE": str(spec.serving.batching.max_batch_size),
                 "TEXTOPS_MAX_LATENCY_MS": str(spec.serving.batching.max_latency_ms),
-                "TEXTOPS_PORT": str(PORT),
+                "BENTOML_PORT": str(PORT),  # where `bentoml serve` listens (probes, Service)
                 "TEXTOPS_HOME": "/tmp/textops",
                 "HOME": "/tmp",
                 **_s3_env(config),

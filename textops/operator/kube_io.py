@@ -52,12 +52,15 @@ class Kube:
             raise
         return body
 
-    def patch_status(self, namespace: str, name: str, status: Body) -> None:
-        """Merge-patch ``status`` (``None`` values delete keys)."""
+    def patch_status(self, namespace: str, name: str, status: Body) -> Body | None:
+        """Merge-patch ``status`` (``None`` values delete keys); the resource as written.
+
+        None when there was nothing to write or the resource is gone.
+        """
         if not status:
-            return
+            return None
         try:
-            self.custom.patch_namespaced_custom_object_status(
+            written: Body = self.custom.patch_namespaced_custom_object_status(
                 GROUP,
                 VERSION,
                 namespace,
@@ -65,10 +68,12 @@ class Kube:
                 name,
                 {"status": status},
                 _content_type="application/merge-patch+json",
-            )
+            )  # type: ignore[assignment]
         except ApiException as exc:
             if exc.status != 404:  # deleted meanwhile: nothing to report on
                 raise
+            return None
+        return written
 
     # ------------------------------------------------------------------ children
 

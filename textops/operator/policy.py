@@ -10,6 +10,9 @@ Two steps, both functions of plain data so that a handler may run them any numbe
    runs; a new manual request starts one at once (it skips cooldown and the label minimum: a
    person asked); automatic triggers (sustained drift, sustained quality drop, a schedule
    tick not yet acted on) start one only outside the cooldown and with enough new labels.
+   After a failed retraining the wait doubles with each further consecutive failure
+   (:func:`retry_after`), so a Job that cannot succeed is not restarted in a storm while its
+   trigger persists; a retraining that succeeds resets it.
 
 Every positive decision carries a :class:`Trigger` whose id is a hash of the resource, the
 trigger kind and the moment that anchors it (the start of the episode, or of the last
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from textops.operator.cron import parse_schedule
 from textops.operator.spec import (
@@ -34,6 +37,10 @@ from textops.operator.spec import (
 )
 
 TRIGGER_ID_LENGTH = 16
+# Back-off after consecutive failed retrainings: never shorter than this, even with a zero
+# cooldown (no retry storm), and at most the longer of the cooldown and MAX_FAILURE_BACKOFF.
+MIN_FAILURE_BACKOFF = timedelta(seconds=30)
+MAX_FAILURE_BACKOFF = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,7 @@ class State:
     last_schedule_time: datetime | None = None
     manual_request: str | None = None  # the annotation's current value
     last_manual_request: str | None = None  # the value last acted on
+    failures: int = 0  # consecutive failed retrainings (since the last that succeeded)
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,33 @@ def trigger_id(resource: str, kind: TriggerKind, anchor: str) -> str:
     """A short, stable hex id of one trigger decision."""
     text = f"{resource}|{kind}|{anchor}".encode()
     return hashlib.sha256(text).hexdigest()[:TRIGGER_ID_LENGTH]
+
+
+def retry_after(cooldown: timedelta, failures: int) -> timedelta:
+    """Least time between the start of the last retraining and the next automatic one.
+
+    The cooldown; after failed retrainings, at least :data:`MIN_FAILURE_BACKOFF` doubled for
+    each consecutive failure beyond the first (1, 2, 4, ... times), at most
+    :data:`MAX_FAILURE_BACKOFF` (or the cooldown itself when that is longer).
+    """
+    if failures <= 0:
+        return cooldown
+    cap = max(cooldown, MAX_FAILURE_BACKOFF)
+    wait = max(cooldown, MIN_FAILURE_BACKOFF)
+    for _ in range(failures - 1):
+        if wait >= cap:
+            break
+        wait *= 2
+    return min(wait, cap)
+
+
+def automatic_not_before(
+    cooldown: timedelta, last_started_at: datetime | None, failures: int
+) -> datetime | None:
+    """When automatic triggers may start a retraining again (None: at any time)."""
+    if last_started_at is None:
+        return None
+    return last_started_at + retry_after(cooldown, failures)
 
 
 def decide(resource: str, spec: ModelDeploymentSpec, state: State) -> Decision:
@@ -162,10 +197,16 @@ def decide(resource: str, spec: ModelDeploymentSpec, state: State) -> Decision:
         return Decision(False, ignored or "no trigger fired")
     first = candidates[0]
     both = "; ".join(c.reason for c in candidates)
-    cooldown_end = (
-        state.last_started_at + spec.retraining.cooldown if state.last_started_at else None
+    cooldown_end = automatic_not_before(
+        spec.retraining.cooldown, state.last_started_at, state.failures
     )
     if cooldown_end is not None and state.now < cooldown_end:
+        if state.failures:
+            return Decision(
+                False,
+                f"{both}; but backing off after {_failed(state.failures)} "
+                f"until {format_time(cooldown_end)}",
+            )
         return Decision(False, f"{both}; but in cooldown until {format_time(cooldown_end)}")
     needed = spec.retraining.min_new_labels
     if state.new_labels < needed:
@@ -174,6 +215,10 @@ def decide(resource: str, spec: ModelDeploymentSpec, state: State) -> Decision:
         )
     trigger = Trigger(first.kind, first.id, both)
     return Decision(True, both, trigger, _pending_tick(spec, state))
+
+
+def _failed(failures: int) -> str:
+    return f"{failures} failed retraining{'s' if failures > 1 else ''}"
 
 
 def _automatic(resource: str, spec: ModelDeploymentSpec, state: State) -> list[Trigger]:

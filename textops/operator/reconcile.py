@@ -78,24 +78,44 @@ def converge(world: World, namespace: str, name: str) -> None:
         body = world.kube.read_mdep(namespace, name)
         if body is None or _deleting(body):
             return
-        mdep = _parse_or_fail(world, body)
-        live = world.kube.read_deployment(namespace, deployment_name(mdep))
-        try:
-            target = registry_io.resolve(world.config.tracking_uri, mdep.spec.model)
-        except registry_io.NotFound as exc:
-            plan = plan_unresolved(mdep, exc.reason, str(exc), now(), permanent=True)
-            _write(world, body, mdep.status, plan)
+        _converge(world, body)
+
+
+def tick(world: World, namespace: str, name: str) -> None:
+    """The timer's pass: converge, then observe (:func:`_observe`), reading the resource once.
+
+    Under one lock, so the status ``observe`` starts from is the one ``converge`` just wrote
+    (the patch response), not a second read of the API. Raises as :func:`converge` does, and
+    then does not observe.
+    """
+    with lock_for(namespace, name):
+        body = world.kube.read_mdep(namespace, name)
+        if body is None or _deleting(body):
             return
-        except registry_io.Unavailable as exc:
-            plan = plan_unresolved(mdep, "RegistryUnavailable", str(exc), now(), permanent=False)
-            _write(world, body, mdep.status, plan)
-            raise RegistryDown(str(exc)) from exc
-        state = deployment_state(live) if live is not None else None
-        plan = plan_rollout(mdep, target, state, now(), world.config.history_limit)
-        if plan.version is not None:
-            world.kube.apply_deployment(build_deployment(mdep, world.config, plan.version), live)
-            world.kube.ensure_service(build_service(mdep, world.config))
+        _observe(world, _converge(world, body))
+
+
+def _converge(world: World, body: dict[str, Any]) -> dict[str, Any]:
+    """One rollout pass over ``body``; the resource as it is after the status write."""
+    meta = body["metadata"]
+    namespace = meta["namespace"]
+    mdep = _parse_or_fail(world, body)
+    live = world.kube.read_deployment(namespace, deployment_name(mdep))
+    try:
+        target = registry_io.resolve(world.config.tracking_uri, mdep.spec.model)
+    except registry_io.NotFound as exc:
+        plan = plan_unresolved(mdep, exc.reason, str(exc), now(), permanent=True)
+        return _write(world, body, mdep.status, plan)
+    except registry_io.Unavailable as exc:
+        plan = plan_unresolved(mdep, "RegistryUnavailable", str(exc), now(), permanent=False)
         _write(world, body, mdep.status, plan)
+        raise RegistryDown(str(exc)) from exc
+    state = deployment_state(live) if live is not None else None
+    plan = plan_rollout(mdep, target, state, now(), world.config.history_limit)
+    if plan.version is not None:
+        world.kube.apply_deployment(build_deployment(mdep, world.config, plan.version), live)
+        world.kube.ensure_service(build_service(mdep, world.config))
+    return _write(world, body, mdep.status, plan)
 
 
 def _deleting(body: dict[str, Any]) -> bool:
@@ -120,57 +140,51 @@ def _parse_or_fail(world: World, body: dict[str, Any]) -> ModelDeployment:
         raise InvalidSpec(str(exc)) from exc
 
 
-def _write(world: World, body: dict[str, Any], old: Status, plan: RolloutPlan) -> None:
+def _write(world: World, body: dict[str, Any], old: Status, plan: RolloutPlan) -> dict[str, Any]:
+    """Patch the status (when it changed) and post the Events; the resource after the write."""
     meta = body["metadata"]
     patch = status_patch(old, plan.status)
-    if patch:
-        world.kube.patch_status(meta["namespace"], meta["name"], patch)
+    written = world.kube.patch_status(meta["namespace"], meta["name"], patch) if patch else None
     for event in plan.events:
         log.info("%s/%s %s: %s", meta["namespace"], meta["name"], event.reason, event.message)
         world.kube.post_event(body, event.type, event.reason, event.message)
+    return written if written is not None else body
 
 
-def observe(world: World, namespace: str, name: str) -> None:
+def _observe(world: World, body: dict[str, Any]) -> None:
     """Read drift and quality when due, book-keep retraining Jobs, start one when decided."""
-    with lock_for(namespace, name):
-        body = world.kube.read_mdep(namespace, name)
-        if body is None or _deleting(body):
-            return
+    try:
+        mdep = ModelDeployment.from_body(body)
+    except SpecError:
+        return  # converge() reported it
+    namespace, name = mdep.namespace, mdep.name
+    t = now()
+    url = mdep.spec.monitoring.prometheus or world.config.prometheus_url
+    observation, labels = _read_prometheus(mdep, url, t)
+    selector = selector_labels(mdep, "retraining")
+    jobs = [job_state(j) for j in world.kube.list_jobs(namespace, selector)]
+    done = unrecorded_success(mdep, jobs)
+    found = None
+    if done is not None and done.trigger_id:
         try:
-            mdep = ModelDeployment.from_body(body)
-        except SpecError:
-            return  # converge() reported it
-        t = now()
-        url = mdep.spec.monitoring.prometheus or world.config.prometheus_url
-        observation, labels = _read_prometheus(mdep, url, t)
-        selector = selector_labels(mdep, "retraining")
-        jobs = [job_state(j) for j in world.kube.list_jobs(namespace, selector)]
-        done = unrecorded_success(mdep, jobs)
-        found = None
-        if done is not None and done.trigger_id:
-            try:
-                found = registry_io.candidate(
-                    world.config.tracking_uri, mdep.spec.model.name, done.trigger_id
-                )
-            except registry_io.Unavailable as exc:
-                log.warning("%s/%s: cannot read the Job's candidate: %s", namespace, name, exc)
-                return  # record the outcome once the registry answers
-        plan = plan_retraining(
-            mdep, observation, jobs, found, labels, t, world.config.history_limit
+            found = registry_io.candidate(
+                world.config.tracking_uri, mdep.spec.model.name, done.trigger_id
+            )
+        except registry_io.Unavailable as exc:
+            log.warning("%s/%s: cannot read the Job's candidate: %s", namespace, name, exc)
+            return  # record the outcome once the registry answers
+    plan = plan_retraining(mdep, observation, jobs, found, labels, t, world.config.history_limit)
+    if plan.start is not None:
+        job = build_retraining_job(plan.mdep, world.config, plan.start, mdep.status.serving_version)
+        created = world.kube.create_job(job)
+        log.info(
+            "%s/%s: Job %s %s",
+            namespace,
+            name,
+            job["metadata"]["name"],
+            "created" if created else "already exists",
         )
-        if plan.start is not None:
-            job = build_retraining_job(
-                plan.mdep, world.config, plan.start, mdep.status.serving_version
-            )
-            created = world.kube.create_job(job)
-            log.info(
-                "%s/%s: Job %s %s",
-                namespace,
-                name,
-                job["metadata"]["name"],
-                "created" if created else "already exists",
-            )
-        _write(world, body, mdep.status, RolloutPlan(None, plan.mdep.status, plan.events))
+    _write(world, body, mdep.status, RolloutPlan(None, plan.mdep.status, plan.events))
 
 
 def _read_prometheus(

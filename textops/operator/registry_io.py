@@ -10,6 +10,8 @@ handler can say the right thing: a model, alias or version that does not exist i
 
 from __future__ import annotations
 
+import time
+
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -22,6 +24,10 @@ TRIGGER_TAG = "textops.trigger.id"
 DECISION_TAG = "textops.gate.decision"
 REASON_TAG = "textops.gate.reason"
 _MISSING = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
+# A server that answered within this many seconds is not probed again: with hundreds of
+# resources, a probe before every question would double the requests the registry serves.
+PROBE_TTL_S = 10.0
+_answered: dict[str, float] = {}  # tracking URI -> monotonic time of its last good answer
 
 
 class NotFound(LookupError):
@@ -37,13 +43,26 @@ class Unavailable(ConnectionError):
 
 
 def client_for(tracking_uri: str) -> MlflowClient:
-    """A client for ``tracking_uri`` after a short health probe (fail in seconds, not minutes)."""
-    if tracking_uri.startswith(("http://", "https://")):
+    """A client for ``tracking_uri`` after a short health probe (fail in seconds, not minutes).
+
+    The probe is skipped while the server answered in the last :data:`PROBE_TTL_S` seconds.
+    """
+    remote = tracking_uri.startswith(("http://", "https://"))
+    last = _answered.get(tracking_uri)
+    if remote and (last is None or time.monotonic() - last > PROBE_TTL_S):
         try:
             probe(tracking_uri)
         except TrackingUnavailableError as exc:
+            _answered.pop(tracking_uri, None)
             raise Unavailable(str(exc)) from exc
+        _answered[tracking_uri] = time.monotonic()
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _unavailable(tracking_uri: str, exc: MlflowException) -> Unavailable:
+    """The registry failed a request: probe again next time, and say so."""
+    _answered.pop(tracking_uri, None)
+    return Unavailable(f"MLflow registry at {tracking_uri}: {exc.message}")
 
 
 def resolve(tracking_uri: str, model: ModelRef) -> str:
@@ -55,7 +74,7 @@ def resolve(tracking_uri: str, model: ModelRef) -> str:
         return str(client.get_model_version(model.name, str(model.version)).version)
     except MlflowException as exc:
         if exc.error_code not in _MISSING:
-            raise Unavailable(f"MLflow registry at {tracking_uri}: {exc.message}") from exc
+            raise _unavailable(tracking_uri, exc) from exc
         raise _missing(client, model) from exc
 
 
@@ -80,7 +99,7 @@ def candidate(tracking_uri: str, model_name: str, trigger_id: str) -> Candidate 
     try:
         found = client.search_model_versions(query)
     except MlflowException as exc:
-        raise Unavailable(f"MLflow registry at {tracking_uri}: {exc.message}") from exc
+        raise _unavailable(tracking_uri, exc) from exc
     if not found:
         return None
     newest = max(found, key=lambda v: int(v.version))

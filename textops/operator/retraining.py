@@ -9,7 +9,9 @@ One pass of the timer, as a function of plain data:
    status does not know yet (the operator died between creating it and writing status) is
    adopted, a finished one is recorded with the version it registered and the gate's verdict;
 3. ``policy.decide`` says whether a new Job starts; its trigger id names the Job, so the same
-   decision taken twice (or after a restart) creates it once.
+   decision taken twice (or after a restart) creates it once. Consecutive failed retrainings
+   (counted in ``status.history``) lengthen the wait before the next automatic one; the
+   ``Retraining`` condition and the failure Event say until when.
 """
 
 from __future__ import annotations
@@ -21,18 +23,28 @@ from datetime import datetime
 from typing import Any
 
 from textops.operator.builders import job_name
-from textops.operator.policy import Observation, State, Trigger, decide, episodes_of, track
+from textops.operator.policy import (
+    Observation,
+    State,
+    Trigger,
+    automatic_not_before,
+    decide,
+    episodes_of,
+    track,
+)
 from textops.operator.rollout import Event
 from textops.operator.spec import (
     GROUP,
     DriftStatus,
     GateDecision,
     HistoryEvent,
+    HistoryRecord,
     JobResult,
     ModelDeployment,
     QualityStatus,
     RetrainingStatus,
     TriggerKind,
+    format_time,
     parse_time,
 )
 from textops.operator.status import (
@@ -120,6 +132,31 @@ def unrecorded_success(mdep: ModelDeployment, jobs: Sequence[JobState]) -> JobSt
             if newest is not None and newest.name == job.name:
                 return job
     return None
+
+
+def consecutive_failures(history: Sequence[HistoryRecord]) -> int:
+    """Failed retrainings recorded after the last one that succeeded (bounded by history)."""
+    count = 0
+    for record in reversed(history):
+        if record.event == "RetrainingSucceeded":
+            break
+        if record.event == "RetrainingFailed":
+            count += 1
+    return count
+
+
+def _with_backoff(
+    message: str, mdep: ModelDeployment, last: RetrainingStatus, failures: int
+) -> str:
+    """``message`` and until when automatic retraining waits after ``failures`` failures."""
+    until = automatic_not_before(mdep.spec.retraining.cooldown, last.started_at, failures)
+    if until is None:
+        return message
+    plural = "s" if failures > 1 else ""
+    return (
+        f"{message}; automatic retraining waits until {format_time(until)} "
+        f"({failures} consecutive failure{plural})"
+    )
 
 
 def _newest(jobs: Sequence[JobState]) -> JobState | None:
@@ -226,14 +263,20 @@ def plan_retraining(
             history = append_history(
                 history, history_limit, now, "RetrainingFailed", job=last.job, message=message
             )
-            events.append(Event("Warning", "RetrainingFailed", message))
+            failed = consecutive_failures(history)
+            events.append(
+                Event("Warning", "RetrainingFailed", _with_backoff(message, mdep, last, failed))
+            )
         elif job.result == "Failed":
             message = f"Job {job.name} failed; nothing was promoted (see its pod logs)"
             last = dataclasses.replace(last, result="Failed", finished_at=job.finished or now)
             history = append_history(
                 history, history_limit, now, "RetrainingFailed", job=job.name, message=message
             )
-            events.append(Event("Warning", "RetrainingFailed", message))
+            failed = consecutive_failures(history)
+            events.append(
+                Event("Warning", "RetrainingFailed", _with_backoff(message, mdep, last, failed))
+            )
         elif job.result == "Succeeded":
             last = dataclasses.replace(last, result="Succeeded", finished_at=job.finished or now)
             if candidate is None:
@@ -285,6 +328,7 @@ def plan_retraining(
                     events.append(Event("Normal", event, why.strip(": ")))
 
     running = any(j.result == "Running" for j in jobs)
+    failures = consecutive_failures(history)
     state = State(
         now=now,
         created_at=mdep.created_at or now,
@@ -295,6 +339,7 @@ def plan_retraining(
         last_schedule_time=st.last_schedule_time,
         manual_request=mdep.retrain_request,
         last_manual_request=st.last_manual_request,
+        failures=failures,
     )
     decision = decide(mdep.uid or f"{mdep.namespace}/{mdep.name}", spec, state)
     start = decision.trigger if decision.retrain else None
@@ -318,12 +363,15 @@ def plan_retraining(
 
     if last.job is not None:
         active = last.result == "Running"
+        message = f"Job {last.job} ({last.trigger}): {last.reason or ''}".strip(": ")
+        if last.result == "Failed":
+            message = _with_backoff(f"{message}; failed", mdep, last, failures)
         conditions, _ = set_condition(
             conditions,
             RETRAINING,
             "True" if active else "False",
             "JobRunning" if active else f"Job{last.result}",
-            f"Job {last.job} ({last.trigger}): {last.reason or ''}".strip(": "),
+            message,
             now,
             mdep.generation,
         )

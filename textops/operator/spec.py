@@ -124,7 +124,8 @@ class Serving:
 
 @dataclasses.dataclass(frozen=True)
 class DriftThreshold:
-    threshold: float = 0.2
+    # a multiple of the thresholds calibrated at training time: the pods' own verdict is > 1.0
+    threshold: float = 1.0
     for_: timedelta = field(default=timedelta(minutes=10), metadata=FOR)
 
 
