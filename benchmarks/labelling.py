@@ -7,11 +7,13 @@ macro-F1 measured. Strategies:
 
 - ``random``: a random batch (what labelling without a queue amounts to);
 - ``margin``: the batch with the smallest top-2 probability margin (plain uncertainty sampling);
-- ``textops``: the top of :func:`textops.labelling.ranking.rank` with its default configuration
-  (margin uncertainty + drift against a reference profile of the labelled texts, a small
-  diversity penalty and near-duplicate collapse); the other ``rank-*`` entries of
-  ``STRATEGIES`` are the variants tried (committee, density, exploration...), see
-  ``benchmarks/labelling.md``.
+- ``textops``: the top of :func:`textops.labelling.ranking.rank` — the same code that orders
+  the live queue — with its default configuration (margin uncertainty + drift against a
+  reference profile of the labelled texts, a small diversity penalty, near-duplicate collapse
+  and the predicted-class balance penalty); the other ``rank-*`` entries of ``STRATEGIES`` are
+  the variants tried (committee, density, exploration, balance weights...) and ``badge`` a
+  BADGE-style batch for comparison; see the "Labelling queue" section of
+  ``benchmarks/README.md``.
 
 Learner: character 1-3-gram TF-IDF (sublinear tf, min_df 2) + logistic regression (C=10,
 liblinear). The vectoriser is fitted once on the pool + test texts (unsupervised, no labels), so
@@ -41,6 +43,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
+from sklearn.preprocessing import normalize
 
 from textops.data.sources import builtin_corpus
 from textops.data.validation import validate_records
@@ -141,11 +144,44 @@ def cfg(**weights: float) -> RankingConfig:
     return RankingConfig(weights=RankingWeights(**weights))
 
 
+def pick_badge(r: Round) -> np.ndarray:
+    """BADGE-style batch: k-means++ seeding on the logistic loss's gradient embeddings.
+
+    For a linear model the gradient of the loss at the predicted label is the text's row scaled
+    by (p - onehot(predicted)) per class, so its length grows with uncertainty and its direction
+    with the text; D^2 sampling then mixes uncertainty with diversity.
+    """
+    proba = r.model.predict_proba(r.x[r.candidates])
+    predicted = proba.argmax(axis=1)
+    rows = normalize(r.x[r.candidates])
+    blocks = []
+    for k in range(proba.shape[1]):
+        scale = proba[:, k] - (predicted == k)
+        blocks.append(sparse.diags(scale) @ rows)
+    g = sparse.csr_matrix(sparse.hstack(blocks))
+    norms = np.asarray(g.multiply(g).sum(axis=1)).ravel()
+
+    def distances(j: int) -> np.ndarray:
+        return np.maximum(norms + norms[j] - 2 * (g @ g[j].T).toarray().ravel(), 0.0)
+
+    chosen = [int(np.argmax(norms))]
+    d2 = distances(chosen[0])
+    while len(chosen) < r.batch:
+        d2[chosen] = 0.0
+        nxt = int(r.rng.choice(len(d2), p=d2 / d2.sum()))
+        chosen.append(nxt)
+        d2 = np.minimum(d2, distances(nxt))
+    return r.candidates[np.array(chosen)]
+
+
 # The variants tried (``--strategies`` picks any); "textops" is the default configuration.
 STRATEGIES: dict[str, Strategy] = {
     "random": pick_random,
     "margin": pick_margin,
     "textops": make_ranked(RankingConfig()),
+    "badge": pick_badge,
+    "rank-bal0.1": make_ranked(cfg(balance=0.1)),
+    "rank-bal1": make_ranked(cfg(balance=1.0)),
     "rank-drift0.5": make_ranked(cfg(drift=0.5, density=0, diversity=0.1)),
     "rank-u-drift": make_ranked(cfg(drift=0.5, density=0, diversity=0)),
     "rank-u-div": make_ranked(cfg(drift=0, density=0, diversity=0.25), with_reference=False),

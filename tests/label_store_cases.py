@@ -35,8 +35,13 @@ def check_queue_label_skip_and_conflicts(store: LabelStore) -> None:
     assert store.add_samples([sample(1, 0.2), sample(2, 0.9), sample(3, 0.5)]) == 3
     assert store.add_samples([sample(2, 0.1)]) == 0  # a retried capture changes nothing
     queue = store.queue(limit=10)
+    # equally uncertain (0.55 / 0.45) and alike: the capture score breaks the tie
     assert [q.id for q in queue] == ["p-2", "p-3", "p-1"]
-    assert queue[0].text == "样本2：房间还行👍" and queue[0].score_parts == {"uncertainty": 0.9}
+    assert [q.position for q in queue] == [0, 1, 2]
+    assert queue[0].text == "样本2：房间还行👍" and queue[0].reason == "uncertain"
+    assert queue[0].score_parts["uncertainty"] == pytest.approx(0.9)  # 1 - top-2 margin
+    assert "model unsure" in queue[0].why
+    assert queue[1].score_parts["diversity_penalty"] < 0 and "p-2" in queue[1].why
     assert [q.id for q in store.queue(limit=1, offset=1)] == ["p-3"]
 
     first = store.submit_label("p-2", "negative", "alice")

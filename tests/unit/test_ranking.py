@@ -128,6 +128,7 @@ def test_parts_add_up_to_the_score() -> None:
             "density",
             "business",
             "diversity_penalty",
+            "balance_penalty",
         }
         assert item.score == pytest.approx(sum(item.parts.values()))
 

@@ -16,6 +16,7 @@ Rules that protect annotators' work:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import random
@@ -30,8 +31,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from textops.errors import TextopsError
+from textops.labelling.config import QueueConfig, load_queue_config
+from textops.labelling.live_queue import Pending, Placed, QueueCache
 
 QUEUED, LABELLED, SKIPPED = "queued", "labelled", "skipped"
+IN_CHUNK = 500  # ids per IN (...) list when reading many samples
 RETRIES = 5  # attempts for a transaction the database aborted to break a lock conflict
 T = TypeVar("T")
 
@@ -104,6 +108,10 @@ class CapturedSample:
 
 @dataclass(frozen=True)
 class QueueItem:
+    """A sample as listed to annotators. For queued samples ``score``/``score_parts`` are the
+    ranking's, ``why`` says it in words and ``position`` is the 0-based place in the queue;
+    ``reason`` stays what triggered the capture ("uncertain", "drift")."""
+
     id: str
     text: str
     predicted_label: str
@@ -114,6 +122,9 @@ class QueueItem:
     score_parts: dict[str, float]
     status: str
     model_version: str
+    why: str = ""
+    position: int | None = None
+    duplicate_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,8 +161,9 @@ def text_sha256(text: str) -> str:
 class LabelStore:
     """All reads and writes of labelling data; safe to share between threads."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, queue_config: QueueConfig | None = None) -> None:
         self.url = url
+        self._ranked = QueueCache(queue_config or load_queue_config())
         connect_args: dict[str, Any] = {}
         if url.startswith("sqlite"):
             connect_args = {"check_same_thread": False, "timeout": 30}
@@ -202,16 +214,49 @@ class LabelStore:
         return self._transaction(work)
 
     def queue(self, limit: int = 20, offset: int = 0, status: str = QUEUED) -> list[QueueItem]:
-        """Samples in the given status, best score first (ties: oldest first)."""
-        query = (
-            sa.select(samples)
-            .where(samples.c.status == status)
-            .order_by(samples.c.score.desc(), samples.c.created_at, samples.c.id)
-            .limit(limit)
-            .offset(offset)
-        )
+        """Samples in the given status. Queued ones in the ranked order of
+        :mod:`textops.labelling.live_queue`; others by capture score (ties: oldest first)."""
+        capture_order = (samples.c.score.desc(), samples.c.created_at, samples.c.id)
+        if status != QUEUED:
+            query = (
+                sa.select(samples)
+                .where(samples.c.status == status)
+                .order_by(*capture_order)
+                .limit(limit)
+                .offset(offset)
+            )
+            with self.engine.connect() as conn:
+                return [_item(row._mapping) for row in conn.execute(query)]
+        queued = sa.select(samples.c.id).where(samples.c.status == QUEUED).order_by(*capture_order)
         with self.engine.connect() as conn:
-            return [_item(row._mapping) for row in conn.execute(query)]
+            ids: list[str] = list(conn.execute(queued).scalars())
+        ranked = self._ranked.get(ids, self._pending)
+        placed = ranked.page(offset, limit)
+        wanted = [p.sample.id for p in placed]
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(samples).where(samples.c.id.in_(wanted)))
+            rows = {row.id: row._mapping for row in found}
+        return [_ranked_item(rows[p.sample.id], p) for p in placed if p.sample.id in rows]
+
+    def _pending(self, ids: Sequence[str]) -> list[Pending]:
+        """What the ranking needs of the samples ``ids``."""
+        found: list[tuple[str, str, str, str, str]] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), IN_CHUNK):
+                query = sa.select(
+                    samples.c.id,
+                    samples.c.text,
+                    samples.c.predicted_label,
+                    samples.c.probabilities,
+                    samples.c.score_parts,
+                ).where(samples.c.id.in_(ids[start : start + IN_CHUNK]))
+                found.extend((r[0], r[1], r[2], r[3], r[4]) for r in conn.execute(query))
+        # one JSON document for all rows: a single decoder call instead of one per value
+        decoded = json.loads("[" + ",".join(f"{r[3]},{r[4]}" for r in found) + "]")
+        return [
+            Pending(sample_id, text, predicted, decoded[2 * k], decoded[2 * k + 1])
+            for k, (sample_id, text, predicted, _, _) in enumerate(found)
+        ]
 
     def submit_label(self, sample_id: str, label: str, annotator: str) -> LabelResult:
         label, annotator = label.strip(), annotator.strip() or "anonymous"
@@ -360,6 +405,18 @@ def _item(row: Any) -> QueueItem:
         score_parts=json.loads(row["score_parts"]),
         status=row["status"],
         model_version=row["model_version"],
+    )
+
+
+def _ranked_item(row: Any, placed: Placed) -> QueueItem:
+    ranked = placed.ranked
+    return dataclasses.replace(
+        _item(row),
+        score=round(ranked.score, 6),
+        score_parts={name: round(value, 6) for name, value in ranked.parts.items()},
+        why=ranked.reason,
+        position=placed.position,
+        duplicate_of=ranked.duplicate_of,
     )
 
 

@@ -1,0 +1,175 @@
+"""The ranked labelling queue through the real service: GET /labelling/api/queue lists the
+label store's pending samples in ranking order, with every item's parts and why, pages that
+join up, and near-duplicates at the end.
+
+A small model is trained and promoted in a temporary home and served as a child process, as in
+``test_serving.py``; the samples are written to the served label store directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.synthetic import make_rows, write_jsonl
+from textops.devservers.ports import LOOPBACK, free_port
+from textops.devservers.procs import (
+    ManagedProcess,
+    descendant_pids,
+    pid_alive,
+    start_process,
+    wait_until,
+)
+from textops.labelling.ranking import PARTS
+from textops.labelling.store import CapturedSample, LabelStore
+
+pytestmark = pytest.mark.integration
+
+MODEL = "reviews-sentiment"
+TOKEN = "queue-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@dataclass
+class Served:
+    url: str
+    home: Path
+    process: ManagedProcess
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "TEXTOPS_"))}
+    env.update(TEXTOPS_HOME=str(home), PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _call(url: str, body: dict | None = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+    request = urllib.request.Request(url, data=data, headers=dict(AUTH))
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    base = tmp_path_factory.mktemp("labelling-queue")
+    home = base / "home"
+    rows = write_jsonl(base / "rows.jsonl", make_rows(n_per_class=200, classes=3))
+    for argv in (
+        ("data", "snapshot", "--from", str(rows)),
+        ("train", "--n-estimators", "20"),
+        ("promote",),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "textops", *argv],
+            capture_output=True,
+            text=True,
+            env=_env(home),
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+    port = free_port()
+    proc = start_process(
+        "textops-serve-queue",
+        [
+            sys.executable,
+            "-m",
+            "textops",
+            "serve",
+            f"models:/{MODEL}@champion",
+            "--port",
+            f"{port}",
+        ],
+        base / "serve.log",
+        # diversity and balance off: the order below is decided by uncertainty and business
+        env=_env(home, TEXTOPS_LABEL_TOKEN=TOKEN, TEXTOPS_LABEL_WEIGHTS="diversity=0,balance=0"),
+        cwd=base,
+        die_with_parent=True,
+    )
+    url = f"http://{LOOPBACK}:{port}"
+    try:
+        wait_until(lambda: _status(f"{url}/readyz") == 200, timeout=240, what="/readyz", proc=proc)
+        yield Served(url, home, proc)
+    finally:
+        children = descendant_pids(proc.pid)
+        proc.stop(timeout=30)
+        wait_until(
+            lambda: not any(pid_alive(p) for p in children),
+            timeout=30,
+            what="the BentoML workers to exit",
+        )
+
+
+def _sample(i: int, text: str, top: float, parts: dict[str, float]) -> CapturedSample:
+    rest = (1 - top) / 2
+    return CapturedSample(
+        id=f"q-{i}",
+        text=text,
+        model_name=MODEL,
+        model_version="1",
+        predicted_label="书籍",
+        confidence=top,
+        probabilities={"书籍": top, "电脑": rest, "酒店": rest},
+        reason="uncertain",
+        score=1 - top,
+        score_parts=parts,
+    )
+
+
+def test_the_api_lists_the_ranked_queue_and_pages_it(served: Served) -> None:
+    store = LabelStore(f"sqlite:///{served.home / 'labels.db'}")
+    store.add_samples(
+        [
+            _sample(0, "这本书的情节很拖沓，翻译也一般", 0.45, {}),
+            _sample(1, "这本书的情节很拖沓，翻译也一般！", 0.4, {}),  # a near-copy, less sure
+            _sample(2, "键盘手感不错，但是风扇太吵", 0.5, {}),
+            _sample(3, "早餐品种少，前台服务还行", 0.95, {"business": 2.0}),
+            _sample(4, "电池续航短，系统还算流畅", 0.7, {"drift": 0.8}),
+        ]
+    )
+    api = f"{served.url}/labelling/api"
+    status, whole = _call(f"{api}/queue?limit=50")
+    assert status == 200
+    items = whole["items"]
+    # business first, then the most uncertain; q-0 (uncertainty 0.825) would come third but
+    # repeats q-1, so it goes to the end
+    assert [i["id"] for i in items] == ["q-3", "q-1", "q-2", "q-4", "q-0"]
+    assert [i["position"] for i in items] == [0, 1, 2, 3, 4]
+    assert items[-1]["duplicate_of"] == "q-1" and "near-duplicate of q-1" in items[-1]["why"]
+    assert items[0]["score_parts"]["business"] == pytest.approx(2.0)
+    assert items[3]["score_parts"]["drift"] == pytest.approx(0.2 * 0.8)
+    for item in items:
+        assert set(item["score_parts"]) == set(PARTS)
+        assert item["score"] == pytest.approx(sum(item["score_parts"].values()), abs=1e-5)
+        assert item["reason"] == "uncertain" and item["why"]
+
+    pages = [_call(f"{api}/queue?limit=2&offset={o}")[1]["items"] for o in (0, 2, 4)]
+    assert [i["id"] for page in pages for i in page] == [i["id"] for i in items]
+
+    status, _ = _call(f"{api}/labels", {"id": "q-3", "label": "酒店", "annotator": "ann"})
+    assert status == 200
+    after = _call(f"{api}/queue?limit=50")[1]["items"]
+    assert [i["id"] for i in after] == ["q-1", "q-2", "q-4", "q-0"]
+    assert after[0]["position"] == 0
