@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 
 from tests.label_store_cases import sample
-from textops.data.dataset import Row, build_dataset
+from textops.data.dataset import QUEUE_SELECTED_NOTE, Row, build_dataset, text_digest
 from textops.data.store import open_store
 from textops.labelling.export import export_labels, merge_labels
-from textops.labelling.store import LabelStore, StoredLabel
+from textops.labelling.store import FEEDBACK_REASON, LabelStore, StoredLabel
 from textops.settings import Settings
 
 
@@ -85,3 +86,24 @@ def test_cli_export_and_stats(settings: Settings, capsys) -> None:
     assert main(["labels", "export", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["created"] and out["labels_added"] == 1 and out["rows"] == 3
+
+
+def test_texts_the_queue_chose_are_marked_for_the_training_reference(settings: Settings) -> None:
+    store = open_store(settings.data_uri, settings)
+    store.put(build_dataset([Row("房间干净", "positive"), Row("服务很差", "negative")], "seed"))
+    labels = LabelStore(settings.label_db)
+    queued = sample(1, text="前台态度冷淡")
+    told = dataclasses.replace(sample(2, text="早餐丰富"), reason=FEEDBACK_REASON)
+    labels.add_samples([queued, told])
+    labels.submit_label("p-1", "negative", "alice")
+    labels.submit_label("p-2", "positive", "feedback")
+
+    first = export_labels(settings)
+    marked = store.get(first["dataset"]).manifest.notes[QUEUE_SELECTED_NOTE]
+    assert marked == [text_digest("前台态度冷淡")]  # feedback is a random sample: not marked
+
+    labels.add_samples([sample(3, text="床很舒服")])
+    labels.submit_label("p-3", "positive", "alice")
+    second = export_labels(settings)  # the marks of the parent carry over
+    marked = store.get(second["dataset"]).manifest.notes[QUEUE_SELECTED_NOTE]
+    assert marked == sorted([text_digest("前台态度冷淡"), text_digest("床很舒服")])

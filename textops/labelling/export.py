@@ -15,9 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from textops.data.dataset import Row, build_dataset, normalise_text
+from textops.data.dataset import (
+    QUEUE_SELECTED_NOTE,
+    Row,
+    build_dataset,
+    normalise_text,
+    text_digest,
+)
 from textops.data.store import open_store
-from textops.labelling.store import LabelStore, StoredLabel
+from textops.labelling.store import FEEDBACK_REASON, LabelStore, StoredLabel
 from textops.settings import Settings
 
 
@@ -70,7 +76,12 @@ def export_labels(settings: Settings, base: str = "latest") -> dict[str, Any]:
     parent = store.get(base)
     stored = LabelStore(settings.label_db).labels_after(0)
     merged = merge_labels(parent.rows, stored)
-    notes = {
+    # texts the queue chose stay marked in every descendant: the training pipeline keeps them
+    # out of the prediction-drift reference (they are not what ordinary traffic looks like)
+    selected = set(parent.manifest.notes.get(QUEUE_SELECTED_NOTE) or ())
+    selected |= {text_digest(item.text) for item in stored if item.reason != FEEDBACK_REASON}
+    notes: dict[str, Any] = {
+        QUEUE_SELECTED_NOTE: sorted(selected),
         "labels_in_store": len(stored),
         "labels_added": merged.added,
         "conflicts": len(merged.conflicts),

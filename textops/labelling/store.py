@@ -35,6 +35,8 @@ from textops.labelling.config import QueueConfig, load_queue_config
 from textops.labelling.live_queue import Pending, Placed, QueueCache
 
 QUEUED, LABELLED, SKIPPED = "queued", "labelled", "skipped"
+# captures made from user feedback that named the true label: a random, not a ranked, sample
+FEEDBACK_REASON = "feedback"
 IN_CHUNK = 500  # ids per IN (...) list when reading many samples
 RETRIES = 5  # attempts for a transaction the database aborted to break a lock conflict
 T = TypeVar("T")
@@ -144,6 +146,7 @@ class StoredLabel:
     label: str
     annotator: str
     created_at: datetime
+    reason: str = ""  # why the sample was captured: "uncertain", "drift", "feedback", ...
 
 
 class UnknownSampleError(TextopsError):
@@ -329,6 +332,7 @@ class LabelStore:
                 labels.c.label,
                 labels.c.annotator,
                 labels.c.created_at,
+                samples.c.reason,
             )
             .join(samples, samples.c.id == labels.c.sample_id)
             .where(labels.c.id > last_id)
