@@ -127,6 +127,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             TEXTOPS_DRIFT_WINDOW="200",
             TEXTOPS_LABEL_TOKEN=LABEL_TOKEN,
             TEXTOPS_DRIFT_INTERVAL_S="1",
+            TEXTOPS_DRIFT_SAMPLES_PER_S="0",  # every text: the drift test sends bursts
         ),
         cwd=base,
         die_with_parent=True,
@@ -190,6 +191,17 @@ def test_predict_then_feedback(served: Served) -> None:
 
     status, again = call(f"{served.url}/feedback", {"id": first["id"], "accepted": False})
     assert (status, again["reason"]) == (409, "duplicate_feedback")
+
+    # a feedback that names the true label (or accepts the prediction) is kept for training
+    store = LabelStore(f"sqlite:///{served.home / 'labels.db'}")
+    wanted = {f"feedback-{first['id']}": "酒店", f"feedback-{second['id']}": "电脑"}
+
+    def kept() -> dict[str, str]:
+        found = {x.sample_id: x for x in store.labels_after(0) if x.sample_id in wanted}
+        return {k: x.label for k, x in found.items()} if len(found) == len(wanted) else {}
+
+    assert wait_until(kept, timeout=30, what="feedback labels in the label store") == wanted
+    assert {x.reason for x in store.labels_after(0) if x.sample_id in wanted} == {"feedback"}
 
 
 LONG = "好" * (LIMIT_CHARS + 1)
@@ -467,8 +479,9 @@ def _queue_samples(
 
 def test_labelling_api_lists_labels_and_skips_with_a_token(served: Served) -> None:
     # scores above every capture made by other tests
+    texts = ["接口测试：房间很大", "接口测试：书很好看", "接口测试：电脑很快", "接口测试：物流太慢"]
     store, classes = _queue_samples(
-        served, [(f"api-{i}", f"接口测试样本{i}", 1000.0 + i, {}) for i in range(4)]
+        served, [(f"api-{i}", texts[i], 1000.0 + i, {"business": 1000.0 + i}) for i in range(4)]
     )
     api = f"{served.url}/labelling/api"
     auth = {"Authorization": f"Bearer {LABEL_TOKEN}"}
@@ -480,7 +493,8 @@ def test_labelling_api_lists_labels_and_skips_with_a_token(served: Served) -> No
 
     status, queue = call(f"{api}/queue?limit=3", headers=auth)
     assert status == 200 and [i["id"] for i in queue["items"]] == ["api-3", "api-2", "api-1"]
-    assert queue["items"][0]["score_parts"] == {} and queue["items"][0]["reason"] == "uncertain"
+    assert queue["items"][0]["score_parts"]["business"] == 1003.0
+    assert queue["items"][0]["reason"] == "uncertain"
     assert call(f"{api}/queue?limit=zero", headers=auth)[0] == 400
 
     status, first = call(
@@ -509,7 +523,10 @@ def test_annotator_page_labels_three_and_skips_one(served: Served, tmp_path: Pat
     # scores above the API test's leftovers
     store, classes = _queue_samples(
         served,
-        [(f"page-{i}", f"页面标注样本{i}号", 10_000.0 - i, {"uncertainty": 0.6}) for i in range(5)],
+        [
+            (f"page-{i}", f"页面标注样本{i}号", 10_000.0 - i, {"business": 10_000.0 - i})
+            for i in range(5)
+        ],
     )
     browser = start_chromium(tmp_path / "chromium", die_with_parent=True)
     page = browser.page()
@@ -521,7 +538,7 @@ def test_annotator_page_labels_three_and_skips_one(served: Served, tmp_path: Pat
             return bool(page.evaluate(f"{shown} === {json.dumps(text)}"))
 
         wait_until(lambda: showing("页面标注样本0号"), timeout=30, what="the first sample")
-        assert "uncertainty 0.600" in page.evaluate("document.getElementById('parts').textContent")
+        assert "business 10000.000" in page.evaluate("document.getElementById('parts').textContent")
         page.evaluate(f"document.querySelector('button[data-label=\"{classes[1]}\"]').click()")
         wait_until(lambda: showing("页面标注样本1号"), timeout=30, what="the second sample")
         page.evaluate("document.getElementById('skip').click()")

@@ -104,6 +104,7 @@ def run_demo(
         "TEXTOPS_LABEL_TOKEN": token,
         "TEXTOPS_DRIFT_WINDOW": str(DRIFT_WINDOW),
         "TEXTOPS_DRIFT_INTERVAL_S": str(DRIFT_INTERVAL_S),
+        "TEXTOPS_DRIFT_SAMPLES_PER_S": "0",  # every text: the demo replays faster than real time
     }
 
     with progress.stage("snapshot the first training set (books + computers)"):

@@ -37,6 +37,7 @@ from textops.labelling.live_queue import Pending, Placed, QueueCache
 QUEUED, LABELLED, SKIPPED = "queued", "labelled", "skipped"
 # captures made from user feedback that named the true label: a random, not a ranked, sample
 FEEDBACK_REASON = "feedback"
+FEEDBACK_ANNOTATOR = "user-feedback"
 IN_CHUNK = 500  # ids per IN (...) list when reading many samples
 RETRIES = 5  # attempts for a transaction the database aborted to break a lock conflict
 T = TypeVar("T")
@@ -106,6 +107,9 @@ class CapturedSample:
     reason: str
     score: float = 0.0
     score_parts: dict[str, float] = field(default_factory=dict)
+    # the true label when the capture arrives with one (a user's feedback named it): stored as
+    # a label by ``FEEDBACK_ANNOTATOR`` so it feeds the next dataset version like any other
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,7 +218,11 @@ class LabelStore:
                     pass
             return added
 
-        return self._transaction(work)
+        added = self._transaction(work)
+        for s in batch:  # idempotent: the same label again is a no-op
+            if s.label is not None:
+                self.submit_label(s.id, s.label, FEEDBACK_ANNOTATOR)
+        return added
 
     def queue(self, limit: int = 20, offset: int = 0, status: str = QUEUED) -> list[QueueItem]:
         """Samples in the given status. Queued ones in the ranked order of

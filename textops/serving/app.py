@@ -9,7 +9,11 @@ The public endpoints are FastAPI class views on this service (mounted with
 ``bentoml.asgi_app``) reading raw bodies, because BentoML's own pydantic parsing answers bad
 input with its own messages; :mod:`textops.serving.validation` gives every case a clear 4xx.
 Concurrent /predict requests share classifier calls through
-:class:`~textops.serving.batching.MicroBatcher` (why not BentoML's batching: see there).
+:class:`~textops.serving.batching.MicroBatcher` (why not BentoML's batching: see there), and
+the per-text bookkeeping (ids, metrics, quality, drift window, captures) runs in the same
+worker thread as the classifier, once per batch, so the event loop only parses and answers.
+POST /predict itself bypasses FastAPI (:mod:`textops.serving.asgi`: FastAPI's per-request
+machinery cost more than the classification); the FastAPI view remains for the OpenAPI schema.
 Bad input and a broken model look different to the caller: 4xx with a ``reason`` versus 503
 (not ready) or 500 (a bug, logged).
 """
@@ -18,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
+import json
 import logging
 import os
 import threading
 import time
-import uuid
 from importlib import resources
 from typing import Any
 
@@ -32,21 +37,28 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from textops.errors import TextopsError
-from textops.labelling.store import CapturedSample, LabelStore, UnknownSampleError, text_sha256
+from textops.labelling.store import (
+    FEEDBACK_REASON,
+    CapturedSample,
+    LabelStore,
+    UnknownSampleError,
+    text_sha256,
+)
 from textops.monitoring.drift import DriftMonitor
 from textops.serving import labelling_api, validation
+from textops.serving.asgi import DirectRoutes, Handler
 from textops.serving.batching import MicroBatcher
 from textops.serving.capture import CaptureQueue
-from textops.serving.config import load_serving_config
+from textops.serving.config import access_log_enabled, load_serving_config
 from textops.serving.model_loader import LoadedModel, load, parse_model_uri, resolve
 from textops.serving.quality import QualityMeter
 from textops.serving.recent import AlreadyJudged, FeedbackTally, RecentPredictions, StoredPrediction
+from textops.serving.sampling import ObservationBudget
 from textops.serving.schemas import (
     ErrorResponse,
     FeedbackRequest,
     FeedbackResponse,
     FeedbackSummary,
-    Prediction,
     PredictRequest,
     PredictResponse,
 )
@@ -61,6 +73,14 @@ LABELLING_PAGE = (
 )
 
 web = FastAPI(title="textops classifier", docs_url=None, redoc_url=None, openapi_url=None)
+# filled by the service instance of this worker process; until then FastAPI answers everything
+DIRECT_ROUTES: dict[tuple[str, str], Handler] = {}
+web.add_middleware(DirectRoutes, routes=DIRECT_ROUTES)
+
+
+def _json(content: Any) -> bytes:
+    """What starlette's JSONResponse renders, without building a response object."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def _body_schema(model: type[Any]) -> dict[str, Any]:
@@ -74,6 +94,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# how often (at most) the labelling-queue gauge is recounted while captures are written
+QUEUE_GAUGE_EVERY_S = 5.0
+
+
 class ModelNotReady(Exception):
     """The model is still loading (or failed to): answer 503, not 500."""
 
@@ -82,6 +106,7 @@ class ModelNotReady(Exception):
     name="textops-classifier",
     resources={"cpu": "1", "memory": "1Gi"},
     traffic={"timeout": 30},
+    logging={"access": {"enabled": access_log_enabled()}},
 )
 @bentoml.asgi_app(web, path="/")
 class TextClassifierService:
@@ -102,22 +127,25 @@ class TextClassifierService:
         self.model: LoadedModel | None = None
         self.quality: QualityMeter | None = None
         self.drift: DriftMonitor | None = None
+        self.drift_budget = ObservationBudget(self.config.drift_samples_per_s)
+        self._queue_gauge_at = -QUEUE_GAUGE_EVERY_S
         self.label_token = os.environ.get(labelling_api.TOKEN_ENV) or None
         self._labels: LabelStore | None = None
         self.capture = CaptureQueue(
             lambda: LabelStore(self.settings.label_db),
             self.config.capture_queue,
             on_drop=self.metrics.capture_dropped,
-            on_written=lambda _n, store: self.metrics.queue_size(store.stats()["queued"]),
+            on_written=self._captures_written,
         )
         self.load_error: str | None = None
         self.batcher = MicroBatcher(
-            self._predict_rows,
+            self._classify,
             self.config.max_batch_size,
             self.config.max_latency_ms,
             on_batch=self.metrics.batch,
         )
         threading.Thread(target=self._load, name="textops-model-load", daemon=True).start()
+        DIRECT_ROUTES[("POST", "/predict")] = self.predict_body
 
     def _load(self) -> None:
         started = time.perf_counter()
@@ -128,12 +156,25 @@ class TextClassifierService:
             logger.error("loading %s failed: %s", self.ref.uri, self.load_error)
             return
         self.quality = QualityMeter(model.profile)
-        self.drift = DriftMonitor(model.profile, window=self.config.drift_window)
+        if self.config.drift_monitoring:
+            self.drift = DriftMonitor(model.profile, window=self.config.drift_window)
         self.model = model
         self.metrics.loaded(self.ref.uri)
-        if self.config.drift_interval_s > 0:
+        # the model, its profile and the drift reference are long-lived objects: keep the
+        # cyclic GC from walking them on every full collection (pauses of 70-270 ms were
+        # logged under load, a suspect for the latency tail)
+        gc.freeze()
+        if self.drift is not None and self.config.drift_interval_s > 0:
             threading.Thread(target=self._watch_drift, name="textops-drift", daemon=True).start()
         logger.info("loaded %s in %.1fs", self.ref.uri, time.perf_counter() - started)
+
+    def _captures_written(self, _count: int, store: LabelStore) -> None:
+        """Refresh the queue-size gauge, at most every few seconds: counting the queue scans
+        the label store, and under load captures are written many times a second."""
+        now = time.monotonic()
+        if now - self._queue_gauge_at >= QUEUE_GAUGE_EVERY_S:
+            self._queue_gauge_at = now
+            self.metrics.queue_size(store.stats()["queued"])
 
     def _watch_drift(self) -> None:
         """On a timer, not per request: evaluate the window, publish it, queue its suspects."""
@@ -210,51 +251,64 @@ class TextClassifierService:
     )
     async def predict(self, request: Request) -> Response:
         """Label, confidence and class probabilities per text, with an id for feedback."""
+        # normally answered by DirectRoutes before FastAPI; this view documents the endpoint
+        status, body = await self.predict_body(
+            await request.body(), request.headers.get("content-type")
+        )
+        return Response(body, status_code=status, media_type="application/json")
+
+    async def predict_body(self, body: bytes, content_type: str | None) -> tuple[int, bytes]:
+        """All of /predict: the raw body in, the status and the JSON answer out."""
         started = time.perf_counter()
         try:
             payload = validation.parse_json_object(
-                await request.body(),
-                request.headers.get("content-type"),
-                validation.max_body_bytes(self.config.limits),
+                body, content_type, validation.max_body_bytes(self.config.limits)
             )
             texts = validation.validate_texts(payload, self.config.limits)
-            model, quality = self._ready()
-            proba = await self.batcher.submit(texts)
-            answer = self._answer(model, quality, texts, proba)
+            model, _ = self._ready()
+            predictions = await self.batcher.submit(texts)
         except Exception as exc:
-            return self._failure("predict", exc, started)
+            status, answer = self._failure_body("predict", exc, started)
+            return status, _json(answer)
         self.metrics.request("predict", "ok", time.perf_counter() - started)
-        return JSONResponse(answer.model_dump())
+        return 200, _json(
+            {"model": model.name, "version": model.version, "predictions": predictions}
+        )
 
-    def _answer(
-        self,
-        model: LoadedModel,
-        quality: QualityMeter,
-        texts: list[str],
-        proba: list[list[float]],
-    ) -> PredictResponse:
+    def _classify(self, texts: list[str]) -> list[dict[str, Any]]:
+        """One batch, in the batcher's thread: classify, then remember, measure and capture.
+
+        Returns one ``Prediction`` (as a dict) per text. Bookkeeping happens before the
+        answer leaves, so feedback on an answered id always finds it.
+        """
+        model, quality = self._ready()
+        rows = self._predict_rows(texts)
         classes = model.classes
+        drift, budget = self.drift, self.drift_budget
+        threshold = self.config.capture_below_confidence
+        # 128 random bits per id, one system call per batch (it was one per text)
+        ids = os.urandom(16 * len(texts)).hex()
         predictions = []
-        for text, row in zip(texts, proba, strict=True):
+        for i, (text, row) in enumerate(zip(texts, rows, strict=True)):
             probabilities = dict(zip(classes, row, strict=True))
             best = max(range(len(row)), key=row.__getitem__)
             label, confidence = classes[best], row[best]
-            prediction_id = uuid.uuid4().hex
+            prediction_id = ids[32 * i : 32 * i + 32]
             self.recent.add(prediction_id, StoredPrediction(label, probabilities, text))
             self.metrics.prediction(label, confidence, quality.measure(text))
-            if self.drift is not None:
-                self.drift.observe(text, row)
-            if confidence < self.config.capture_below_confidence:
+            if drift is not None and budget.take():
+                drift.observe(text, row)
+            if confidence < threshold:
                 self._offer(model, prediction_id, text, row, "uncertain", 1.0 - confidence)
             predictions.append(
-                Prediction(
-                    id=prediction_id,
-                    label=label,
-                    confidence=confidence,
-                    probabilities=probabilities,
-                )
+                {
+                    "id": prediction_id,
+                    "label": label,
+                    "confidence": confidence,
+                    "probabilities": probabilities,
+                }
             )
-        return PredictResponse(model=model.name, version=model.version, predictions=predictions)
+        return predictions
 
     @web.post(
         "/feedback",
@@ -291,6 +345,9 @@ class TextClassifierService:
             self.tally.record(correct)
             gained = self.config.value_per_accepted if correct else 0.0
             self.metrics.feedback_given(stored.label, correct, self.tally.accuracy, gained)
+            truth = given.label if given.label is not None else (stored.label if correct else None)
+            if truth is not None:  # the labelled sample is kept for training
+                self._keep_feedback_label(model, given.prediction_id, stored, truth)
             answer = FeedbackResponse(
                 id=given.prediction_id,
                 predicted=stored.label,
@@ -305,6 +362,24 @@ class TextClassifierService:
             return self._failure("feedback", exc, started)
         self.metrics.request("feedback", "ok", time.perf_counter() - started)
         return JSONResponse(answer.model_dump())
+
+    def _keep_feedback_label(
+        self, model: LoadedModel, prediction_id: str, stored: StoredPrediction, truth: str
+    ) -> None:
+        """Queue the text with its true label for the label store (off the request path)."""
+        sample = CapturedSample(
+            id=f"feedback-{prediction_id}",
+            text=stored.text,
+            model_name=model.name,
+            model_version=model.version,
+            predicted_label=stored.label,
+            confidence=max(stored.proba.values()),
+            probabilities=dict(stored.proba),
+            reason=FEEDBACK_REASON,
+            label=truth,
+        )
+        if self.capture.offer(sample):
+            self.metrics.captured(FEEDBACK_REASON)
 
     def _label_store(self) -> LabelStore:
         if self._labels is None:
@@ -391,6 +466,12 @@ class TextClassifierService:
 
     def _failure(self, endpoint: str, exc: Exception, started: float) -> JSONResponse:
         """Turn an exception into a response and count it: 4xx, 503 or (a bug) 500."""
+        status, body = self._failure_body(endpoint, exc, started)
+        return JSONResponse(body, status_code=status)
+
+    def _failure_body(
+        self, endpoint: str, exc: Exception, started: float
+    ) -> tuple[int, dict[str, Any]]:
         if isinstance(exc, RequestRejected):
             self.metrics.reject(endpoint, exc.reason)
             outcome, status, body = "rejected", exc.status, exc.body()
@@ -402,7 +483,7 @@ class TextClassifierService:
             outcome, status = "error", 500
             body = {"error": "internal error, see the server log", "reason": "internal"}
         self.metrics.request(endpoint, outcome, time.perf_counter() - started)
-        return JSONResponse(body, status_code=status)
+        return status, body
 
     @web.get("/", include_in_schema=False)
     async def page(self) -> HTMLResponse:

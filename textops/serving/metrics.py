@@ -171,6 +171,13 @@ class ServingMetrics:
             registry=r,
         )
         self._bound = {"model": model, "version": version}
+        # ``labels()`` costs more than the increment itself: bind the hot series once
+        self._text_length = self.text_length.labels(**self._bound)
+        self._non_chinese = self.non_chinese.labels(**self._bound)
+        self._unseen = self.unseen.labels(**self._bound)
+        self._batch = self.batch_size.labels(**self._bound)
+        self._per_class: dict[str, tuple[Counter, Histogram]] = {}
+        self._per_request: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def drift_report(self, gauges: list[tuple[str, dict[str, str], float]]) -> None:
         for name, labels, value in gauges:
@@ -189,21 +196,35 @@ class ServingMetrics:
         self.info.labels(uri=uri, **self._bound).set(1)
 
     def request(self, endpoint: str, outcome: str, seconds: float) -> None:
-        self.requests.labels(endpoint=endpoint, outcome=outcome, **self._bound).inc()
-        self.latency.labels(endpoint=endpoint, **self._bound).observe(seconds)
+        bound = self._per_request.get((endpoint, outcome))
+        if bound is None:
+            bound = (
+                self.requests.labels(endpoint=endpoint, outcome=outcome, **self._bound),
+                self.latency.labels(endpoint=endpoint, **self._bound),
+            )
+            self._per_request[(endpoint, outcome)] = bound
+        bound[0].inc()
+        bound[1].observe(seconds)
 
     def reject(self, endpoint: str, reason: str) -> None:
         self.rejected.labels(endpoint=endpoint, reason=reason, **self._bound).inc()
 
     def batch(self, size: int) -> None:
-        self.batch_size.labels(**self._bound).observe(size)
+        self._batch.observe(size)
 
     def prediction(self, label: str, confidence: float, quality: TextQuality) -> None:
-        self.predictions.labels(**{"class": label}, **self._bound).inc()
-        self.confidence.labels(**{"class": label}, **self._bound).observe(confidence)
-        self.text_length.labels(**self._bound).observe(quality.length)
-        self.non_chinese.labels(**self._bound).observe(quality.non_chinese_share)
-        self.unseen.labels(**self._bound).observe(quality.unseen_chars)
+        bound = self._per_class.get(label)
+        if bound is None:
+            bound = (
+                self.predictions.labels(**{"class": label}, **self._bound),
+                self.confidence.labels(**{"class": label}, **self._bound),
+            )
+            self._per_class[label] = bound
+        bound[0].inc()
+        bound[1].observe(confidence)
+        self._text_length.observe(quality.length)
+        self._non_chinese.observe(quality.non_chinese_share)
+        self._unseen.observe(quality.unseen_chars)
 
     def feedback_given(
         self, predicted: str, correct: bool, accuracy: float | None, value_gained: float

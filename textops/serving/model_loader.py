@@ -19,11 +19,6 @@ from textops.errors import RegistryError
 from textops.model.classifier import TextClassifier
 from textops.settings import Settings
 
-# XGBoost inference threads per worker. With the training default (2) a one-text call took
-# 63 ms on two busy cores (OpenMP threads waiting on each other) against 8 ms with one thread;
-# the server scales with batching and workers instead.
-INFERENCE_THREADS = 1
-
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
 
 
@@ -121,7 +116,5 @@ def load(settings: Settings, ref: ModelRef) -> LoadedModel:
         raise RegistryError(f"{ref.uri} carries no drift reference profile")
     if list(profile.get("classes", [])) != list(python_model.classifier.classes):
         raise RegistryError(f"{ref.uri}: the reference profile's classes differ from the model's")
-    classifier = python_model.classifier
-    if classifier.booster is not None:
-        classifier.booster.set_params(n_jobs=INFERENCE_THREADS)
-    return LoadedModel(ref, classifier, profile)
+    # the pyfunc has set the classifier up for serving (one XGBoost thread, fast layouts)
+    return LoadedModel(ref, python_model.classifier, profile)
