@@ -51,11 +51,26 @@ def plot_drift(phases: Sequence[Phase], path: Path) -> Path:
             transform=ax.get_xaxis_transform(),
             fontsize=8,
         )
-        ax.plot(xs, [d["feature_ratio"] for d in phase.drift], "o-", color="#c0392b", ms=3)
-        ax.plot(xs, [d["prediction_ratio"] for d in phase.drift], "s-", color="#2471a3", ms=3)
+        first = offset == 0
+        ax.plot(
+            xs,
+            [d["feature_ratio"] for d in phase.drift],
+            "o-",
+            color="#c0392b",
+            ms=3,
+            label="feature drift" if first else None,
+        )
+        ax.plot(
+            xs,
+            [d["prediction_ratio"] for d in phase.drift],
+            "s-",
+            color="#2471a3",
+            ms=3,
+            label="prediction drift" if first else None,
+        )
         offset += len(phase.samples)
-    ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
-    ax.legend(["feature drift", "prediction drift", "threshold"], loc="upper left", fontsize=8)
+    ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label="threshold")
+    ax.legend(loc="upper left", fontsize=8)
     ax.set_xlabel("texts sent")
     ax.set_ylabel("statistic / threshold")
     ax.set_title("Drift over the demo (window of the last 1,000 texts)")

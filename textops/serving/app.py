@@ -206,8 +206,12 @@ class TextClassifierService:
         row: list[float],
         reason: str,
         score: float,
+        drift: float | None = None,
     ) -> None:
         best = max(range(len(row)), key=row.__getitem__)
+        parts = {reason: round(float(score), 6)}
+        if drift is not None:
+            parts["drift"] = round(float(drift), 6)
         sample = CapturedSample(
             id=sample_id,
             text=text,
@@ -218,7 +222,7 @@ class TextClassifierService:
             probabilities=dict(zip(model.classes, row, strict=True)),
             reason=reason,
             score=round(float(score), 6),
-            score_parts={reason: round(float(score), 6)},
+            score_parts=parts,
         )
         if self.capture.offer(sample):
             self.metrics.captured(reason)
@@ -299,7 +303,9 @@ class TextClassifierService:
             if drift is not None and budget.take():
                 drift.observe(text, row)
             if confidence < threshold:
-                self._offer(model, prediction_id, text, row, "uncertain", 1.0 - confidence)
+                # how unlike the training texts it is, so the queue can prefer the drifted
+                rarity = drift.reference.rarity(text)[0] if drift is not None else None
+                self._offer(model, prediction_id, text, row, "uncertain", 1.0 - confidence, rarity)
             predictions.append(
                 {
                     "id": prediction_id,
@@ -347,7 +353,9 @@ class TextClassifierService:
             self.metrics.feedback_given(stored.label, correct, self.tally.accuracy, gained)
             truth = given.label if given.label is not None else (stored.label if correct else None)
             if truth is not None:  # the labelled sample is kept for training
-                self._keep_feedback_label(model, given.prediction_id, stored, truth)
+                await asyncio.to_thread(
+                    self._keep_feedback_label, model, given.prediction_id, stored, truth
+                )
             answer = FeedbackResponse(
                 id=given.prediction_id,
                 predicted=stored.label,
@@ -366,7 +374,9 @@ class TextClassifierService:
     def _keep_feedback_label(
         self, model: LoadedModel, prediction_id: str, stored: StoredPrediction, truth: str
     ) -> None:
-        """Queue the text with its true label for the label store (off the request path)."""
+        """Store the text with its true label now; if the label store is down, hand it to the
+        capture queue, which retries until the store is back (a label is never just dropped
+        while the store is up)."""
         sample = CapturedSample(
             id=f"feedback-{prediction_id}",
             text=stored.text,
@@ -378,8 +388,13 @@ class TextClassifierService:
             reason=FEEDBACK_REASON,
             label=truth,
         )
-        if self.capture.offer(sample):
-            self.metrics.captured(FEEDBACK_REASON)
+        try:
+            self._label_store().add_samples([sample])
+        except Exception as exc:
+            logger.warning("feedback label not stored yet (%s); queued for retry", exc)
+            if not self.capture.offer(sample):
+                return
+        self.metrics.captured(FEEDBACK_REASON)
 
     def _label_store(self) -> LabelStore:
         if self._labels is None:
