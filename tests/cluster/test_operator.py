@@ -8,7 +8,9 @@ instead (``textops/devcluster/stages/pod-fail.yaml``): the real Job controller r
 to ``backoffLimit`` and marks it Failed. Model versions are registered cheaply in the real
 MLflow registry (no training: the operator only reads versions, aliases and tags). The one
 stand-in: a tiny HTTP server in the test plays the BentoML pod's ``/metrics``, scraped by a
-real Prometheus.
+real Prometheus that attaches the target labels the chart's relabelling would (``namespace``,
+``modeldeployment``, ...), next to two neighbours serving the same version that the operator
+must not read.
 
 Every wait polls a condition with a deadline; nothing sleeps to synchronise.
 """
@@ -16,6 +18,7 @@ Every wait polls a condition with a deadline; nothing sleeps to synchronise.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -39,7 +42,12 @@ from mlflow.tracking import MlflowClient
 
 from tests.plugins.cluster import wait_until
 from textops.devcluster import Cluster
+from textops.devservers.ports import LOOPBACK, free_port
 from textops.devservers.procs import ManagedProcess, start_process
+from textops.devservers.procs import wait_until as wait_for_process
+from textops.devservers.prometheus import HINT as PROMETHEUS_HINT
+from textops.devservers.prometheus import PrometheusServer
+from textops.devservers.tools import find_binary
 from textops.operator.policy import trigger_id
 from textops.operator.spec import GROUP, PLURAL, RETRAIN_ANNOTATION, VERSION, format_time
 
@@ -501,10 +509,12 @@ def _refuse_pods_of_version(kubectl: Kubectl, namespace: str, version: str, tmp_
 class FakeServingMetrics:
     """Stands in for the BentoML pod's /metrics (no serving container runs under kwok)."""
 
-    def __init__(self, model: str, version: str) -> None:
+    def __init__(
+        self, model: str, version: str, feature_drift: float = 0.05, accuracy: float = 0.93
+    ) -> None:
         self.model, self.version = model, version
-        self.feature_drift = 0.05
-        self.accuracy = 0.93
+        self.feature_drift = feature_drift
+        self.accuracy = accuracy
         self.feedback = 300  # a counter: grows by 100 per scrape, as labelled feedback arrives
         handler = self._handler()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -552,22 +562,96 @@ class FakeServingMetrics:
         self.server.server_close()
 
 
-@contextlib.contextmanager
-def monitored(model: str, version: str, tmp_path: Path) -> Iterator[tuple[FakeServingMetrics, str]]:
-    """Fake serving metrics of one version, scraped every second by a real Prometheus (URL)."""
-    from textops.devservers.prometheus import start_prometheus
+def start_labelled_prometheus(
+    base: Path, targets: list[tuple[str, dict[str, str]]]
+) -> PrometheusServer:
+    """A real Prometheus scraping ``(host:port, target labels)`` every second.
 
-    metrics = FakeServingMetrics(model, version)
+    The labels stand in for the chart's relabelling of the inference pods (``namespace``,
+    ``pod``, ``modeldeployment``, ``model_version``), as static labels of each target.
+    """
+    base.mkdir(parents=True, exist_ok=True)
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "textops-serving",
+                "static_configs": [
+                    {"targets": [target], "labels": labels} for target, labels in targets
+                ],
+            }
+        ],
+    }
+    config_path = base / "prometheus.yml"
+    config_path.write_text(json.dumps(config, indent=2), "utf-8")
+    port = free_port()
+    process = start_process(
+        "prometheus",
+        [
+            str(find_binary("prometheus", hint=PROMETHEUS_HINT)),
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={base / 'data'}",
+            f"--web.listen-address={LOOPBACK}:{port}",
+            "--log.level=warn",
+        ],
+        base / "prometheus.log",
+        cwd=base,
+        die_with_parent=True,
+    )
+    server = PrometheusServer(LOOPBACK, port, config_path, process)
     try:
-        prometheus = start_prometheus(
-            tmp_path / "prometheus", [metrics.target], die_with_parent=True
+        wait_for_process(
+            lambda: server.targets() and all(t["health"] == "up" for t in server.targets()),
+            timeout=60,
+            what="waiting for Prometheus to scrape its targets",
+            proc=process,
         )
+    except BaseException:
+        process.stop()
+        raise
+    return server
+
+
+@contextlib.contextmanager
+def monitored(
+    model: str, version: str, tmp_path: Path, namespace: str, name: str
+) -> Iterator[tuple[FakeServingMetrics, str]]:
+    """Fake serving metrics of one version served by ModelDeployment ``namespace/name``,
+    scraped every second by a real Prometheus (URL).
+
+    Two neighbours serve the same model version, drifted and with poor accuracy from the start:
+    another ModelDeployment in the namespace (a canary) and one of the same name in another
+    namespace (staging). The operator must read only its own pods' series (target labels
+    ``namespace`` and ``modeldeployment``); a test that reads 0.05 drift or 0.93 accuracy, or
+    starts no Job while its own metrics are quiet, proves it.
+    """
+    own = FakeServingMetrics(model, version)
+    neighbours = [
+        (FakeServingMetrics(model, version, 0.95, 0.42), namespace, f"{name}-canary"),
+        (FakeServingMetrics(model, version, 0.95, 0.42), f"{namespace}-staging", name),
+    ]
+    everyone = [(own, namespace, name), *neighbours]
+    try:
+        targets = [
+            (
+                m.target,
+                {
+                    "namespace": ns,
+                    "pod": f"{mdep}-0",
+                    "modeldeployment": mdep,
+                    "model_version": version,
+                },
+            )
+            for m, ns, mdep in everyone
+        ]
+        prometheus = start_labelled_prometheus(tmp_path / "prometheus", targets)
         try:
-            yield metrics, prometheus.url
+            yield own, prometheus.url
         finally:
             prometheus.stop()
     finally:
-        metrics.close()
+        for m, _, _ in everyone:
+            m.close()
 
 
 def test_sustained_drift_starts_exactly_one_retraining_even_across_a_crash(
@@ -576,7 +660,7 @@ def test_sustained_drift_starts_exactly_one_retraining_even_across_a_crash(
     model = f"op-{uuid.uuid4().hex[:8]}"
     v1 = register(registry, model)
     registry.set_registered_model_alias(model, "champion", v1)
-    with monitored(model, v1, tmp_path) as (metrics, prometheus_url):
+    with monitored(model, v1, tmp_path, k8s.ns, "drifty") as (metrics, prometheus_url):
         spec = {
             "model": {"name": model, "alias": "champion"},
             "monitoring": {
@@ -588,12 +672,14 @@ def test_sustained_drift_starts_exactly_one_retraining_even_across_a_crash(
         }
         k8s.create("drifty", spec)
         wait_until("served", lambda: k8s.serving("drifty", v1), timeout=90)
+        # its own pod's 0.05 and 0.93, not the neighbours' 0.95 and 0.42 (same model version)
         wait_until(
             "drift read from Prometheus",
             lambda: k8s.status("drifty").get("drift", {}).get("feature") == pytest.approx(0.05),
             timeout=60,
         )
         assert k8s.status("drifty")["quality"]["value"] == pytest.approx(0.93)
+        assert k8s.condition("drifty", "Drifting")["status"] == "False"
         assert not k8s.jobs()
 
         metrics.feature_drift = 0.9
@@ -648,19 +734,6 @@ def test_manual_retraining_records_the_candidate_and_rolls_out_the_promotion(
     created = k8s.create("manual", {"model": {"name": model, "alias": "champion"}})
     wait_until("served", lambda: k8s.serving("manual", v1), timeout=90)
 
-    # What the Job's container would do (kwok runs no container): train and register a
-    # version tagged with the trigger id, then the gate promotes it. The trigger id of a
-    # manual request is a function of the resource uid and the annotation value.
-    tid = trigger_id(created["metadata"]["uid"], "manual", "r1")
-    v2 = register(
-        registry,
-        model,
-        {
-            "textops.trigger.id": tid,
-            "textops.gate.decision": "promoted",
-            "textops.gate.reason": "macro_f1 0.91 vs champion 0.88 (+0.03)",
-        },
-    )
     k8s.custom.patch_namespaced_custom_object(
         GROUP,
         VERSION,
@@ -669,8 +742,53 @@ def test_manual_retraining_records_the_candidate_and_rolls_out_the_promotion(
         "manual",
         {"metadata": {"annotations": {RETRAIN_ANNOTATION: "r1"}}},
     )
+    # The trigger id of a manual request is a function of the resource uid and the annotation.
+    tid = trigger_id(created["metadata"]["uid"], "manual", "r1")
     job = wait_until("the manual Job", lambda: k8s.jobs(), timeout=60)[0]
     assert tid[:10] in job.metadata.name
+    # kwok completes the Job at once, before anything is registered: the operator keeps
+    # looking for the candidate (for 2 minutes after completion) instead of recording "none".
+    wait_until(
+        "the Job Complete",
+        lambda: _job_condition(_read_job(k8s, job.metadata.name), "Complete"),
+        timeout=60,
+    )
+    awaiting = wait_until(
+        "Retraining=True/AwaitingCandidate",
+        lambda: (
+            (c := k8s.condition("manual", "Retraining")).get("reason") == "AwaitingCandidate" and c
+        ),
+        timeout=30,
+    )
+    assert awaiting["status"] == "True" and tid in awaiting["message"]
+    assert k8s.status("manual")["lastRetraining"]["result"] == "Running"
+    assert not k8s.events("NoCandidate")
+
+    # What the Job's container would have done (kwok runs no container): train and register a
+    # version tagged with the trigger id and its lineage (textops/training/pipeline.py,
+    # textops/registry/lineage.py), then the gate judges it, tags its numbers and promotes it
+    # (textops/registry/gate.py).
+    lineage = {
+        "textops.dataset.id": "ds-manual-1",
+        "textops.dataset.sha256": "5" * 64,
+        "textops.git.commit": "0123456789abcdef0123456789abcdef01234567",
+        "textops.code.sha256": "c" * 64,
+        "textops.gate.metric": "macro_f1",
+        "textops.gate.challenger_value": "0.910000",
+        "textops.gate.champion_value": "0.880000",
+        "textops.gate.champion_version": v1,
+    }
+    v2 = register(
+        registry,
+        model,
+        {
+            "textops.trigger.id": tid,
+            "textops.gate.decision": "promoted",
+            "textops.gate.reason": "macro_f1 0.91 vs champion 0.88 (+0.03)",
+            **lineage,
+        },
+    )
+    run_id = registry.get_model_version(model, v2).run_id
     registry.set_registered_model_alias(model, "champion", v2)
 
     wait_until(
@@ -683,9 +801,29 @@ def test_manual_retraining_records_the_candidate_and_rolls_out_the_promotion(
     assert last["trigger"] == "manual" and last["triggerId"] == tid
     assert k8s.status("manual")["lastManualRequest"] == "r1"
     wait_until("promoted version served", lambda: k8s.serving("manual", v2), timeout=90)
-    events = [h["event"] for h in k8s.status("manual")["history"]]
+    history = k8s.status("manual")["history"]
+    events = [h["event"] for h in history]
     for expected in ("RetrainingStarted", "RetrainingSucceeded", "Promoted"):
         assert expected in events
+    # the candidate's lineage and the gate's numbers, from the status alone
+    [succeeded] = [h for h in history if h["event"] == "RetrainingSucceeded"]
+    [promoted] = [h for h in history if h["event"] == "Promoted"]
+    for record in (succeeded, promoted):
+        assert (record["version"], record["job"], record["runId"]) == (
+            v2,
+            job.metadata.name,
+            run_id,
+        )
+        assert record["datasetId"] == "ds-manual-1"
+        assert record["datasetSha256"] == "5" * 64
+        assert record["gitCommit"] == lineage["textops.git.commit"]
+        assert record["codeSha256"] == "c" * 64
+    assert "decision" not in succeeded
+    assert promoted["decision"] == "promoted" and promoted["metric"] == "macro_f1"
+    assert (promoted["candidateValue"], promoted["championValue"]) == (0.91, 0.88)
+    assert promoted["championVersion"] == v1
+    assert "macro_f1 0.91 vs champion 0.88" in promoted["message"]
+    assert not k8s.events("NoCandidate")
     assert len(k8s.jobs()) == 1
 
 
@@ -738,7 +876,7 @@ def test_failed_retraining_job_is_reported_promotes_nothing_and_backs_off(
     model = f"op-{uuid.uuid4().hex[:8]}"
     v1 = register(registry, model)
     registry.set_registered_model_alias(model, "champion", v1)
-    with monitored(model, v1, tmp_path) as (metrics, prometheus_url):
+    with monitored(model, v1, tmp_path, k8s.ns, "failing") as (metrics, prometheus_url):
         spec = {
             "model": {"name": model, "alias": "champion"},
             "monitoring": {
@@ -846,7 +984,7 @@ def test_schedule_tick_starts_exactly_one_retraining(
     model = f"op-{uuid.uuid4().hex[:8]}"
     v1 = register(registry, model)
     registry.set_registered_model_alias(model, "champion", v1)
-    with monitored(model, v1, tmp_path) as (_, prometheus_url):
+    with monitored(model, v1, tmp_path, k8s.ns, "nightly") as (_, prometheus_url):
         spec = {
             "model": {"name": model, "alias": "champion"},
             "monitoring": {"prometheus": prometheus_url, "interval": "1s"},
@@ -904,7 +1042,7 @@ def test_quality_drop_starts_a_retraining(
     model = f"op-{uuid.uuid4().hex[:8]}"
     v1 = register(registry, model)
     registry.set_registered_model_alias(model, "champion", v1)
-    with monitored(model, v1, tmp_path) as (metrics, prometheus_url):
+    with monitored(model, v1, tmp_path, k8s.ns, "sliding") as (metrics, prometheus_url):
         spec = {
             "model": {"name": model, "alias": "champion"},
             "monitoring": {

@@ -10,6 +10,7 @@ from typing import Any
 from textops.operator.builders import job_name
 from textops.operator.policy import Observation
 from textops.operator.retraining import (
+    CANDIDATE_GRACE,
     Candidate,
     JobState,
     consecutive_failures,
@@ -17,7 +18,14 @@ from textops.operator.retraining import (
     plan_retraining,
     unrecorded_success,
 )
-from textops.operator.spec import HistoryRecord, ModelDeployment, RetrainingStatus, Status
+from textops.operator.spec import (
+    HistoryRecord,
+    ModelDeployment,
+    RetrainingStatus,
+    Status,
+    dump,
+    parse,
+)
 from textops.operator.status import find
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -106,6 +114,137 @@ def test_a_succeeded_job_records_candidate_and_verdict() -> None:
     retraining = find(plan.mdep.status.conditions, "Retraining")
     assert retraining is not None and retraining.status == "False"
     assert unrecorded_success(_next(mdep, plan.mdep), [job]) is None
+
+
+TAGS = {
+    "textops.trigger.id": "abc",
+    "textops.dataset.id": "ds-20261126-1",
+    "textops.dataset.sha256": "d" * 64,
+    "textops.git.commit": "c0ffee",
+    "textops.code.sha256": "e" * 64,
+    "textops.gate.decision": "rejected",
+    "textops.gate.reason": "macro_f1 0.86 vs champion 0.88",
+    "textops.gate.metric": "macro_f1",
+    "textops.gate.challenger_value": "0.860000",
+    "textops.gate.champion_value": "0.880000",
+    "textops.gate.champion_version": "1",
+}
+
+
+def test_candidate_reads_lineage_and_the_gate_numbers_from_version_tags() -> None:
+    c = Candidate.from_tags("2", "run-1", TAGS)
+    assert (c.version, c.run_id, c.decision, c.reason) == (
+        "2",
+        "run-1",
+        "rejected",
+        "macro_f1 0.86 vs champion 0.88",
+    )
+    assert (c.dataset_id, c.dataset_sha256, c.git_commit, c.code_sha256) == (
+        "ds-20261126-1",
+        "d" * 64,
+        "c0ffee",
+        "e" * 64,
+    )
+    assert (c.metric, c.candidate_value, c.champion_value, c.champion_version) == (
+        "macro_f1",
+        0.86,
+        0.88,
+        "1",
+    )
+
+
+def test_candidate_leaves_out_what_the_pipeline_did_not_know() -> None:
+    """No git in the image, no champion yet, a value that is not a number: unset, no error."""
+    tags = {
+        **TAGS,
+        "textops.git.commit": "unknown",
+        "textops.gate.champion_value": "",
+        "textops.gate.champion_version": "",
+        "textops.gate.challenger_value": "nan",
+    }
+    c = Candidate.from_tags("2", "", tags)
+    assert c.run_id is None and c.git_commit is None and c.code_sha256 == "e" * 64
+    assert c.champion_value is None and c.champion_version is None and c.candidate_value is None
+    bare = Candidate.from_tags("3", None, {})
+    assert bare == Candidate("3")
+
+
+def test_history_records_the_candidates_lineage_and_verdict() -> None:
+    mdep = _mdep(_running())
+    job = JobState("reviews-retrain-abc", NOW, "Succeeded", NOW + timedelta(minutes=3))
+    candidate = Candidate.from_tags("2", "run-1", TAGS)
+    plan = plan_retraining(mdep, None, [job], candidate, 0, NOW + timedelta(minutes=4), 20)
+    succeeded, rejected = plan.mdep.status.history
+    for record in (succeeded, rejected):
+        assert (record.version, record.job, record.run_id) == ("2", job.name, "run-1")
+        assert (record.dataset_id, record.dataset_sha256) == ("ds-20261126-1", "d" * 64)
+        assert (record.git_commit, record.code_sha256) == ("c0ffee", "e" * 64)
+    assert succeeded.event == "RetrainingSucceeded" and succeeded.decision is None
+    assert succeeded.candidate_value is None and succeeded.metric is None
+    assert rejected.event == "Rejected" and rejected.decision == "rejected"
+    assert (rejected.metric, rejected.candidate_value, rejected.champion_value) == (
+        "macro_f1",
+        0.86,
+        0.88,
+    )
+    assert rejected.champion_version == "1"
+    # as written to the status subresource (camelCase, numbers as numbers, unset left out)
+    written = dump(plan.mdep.status)["history"]
+    assert written[1] == {
+        "time": "2026-11-26T12:04:00Z",
+        "event": "Rejected",
+        "version": "2",
+        "job": job.name,
+        "message": "version 2 rejected: macro_f1 0.86 vs champion 0.88",
+        "runId": "run-1",
+        "datasetId": "ds-20261126-1",
+        "datasetSha256": "d" * 64,
+        "gitCommit": "c0ffee",
+        "codeSha256": "e" * 64,
+        "decision": "rejected",
+        "metric": "macro_f1",
+        "candidateValue": 0.86,
+        "championValue": 0.88,
+        "championVersion": "1",
+    }
+    assert "decision" not in written[0] and written[0]["runId"] == "run-1"
+    # and read back from it
+    assert parse(Status, dump(plan.mdep.status), "status") == plan.mdep.status
+
+
+def test_a_candidate_not_visible_yet_is_looked_up_again_for_a_bounded_time() -> None:
+    """Job Complete, nothing tagged yet: no outcome and no new Job for CANDIDATE_GRACE after
+    the Job's completion (its own time: a restart does not extend it); then "no candidate"."""
+    finished = NOW + timedelta(minutes=3)
+    mdep = _mdep(_running())
+    mdep = dataclasses.replace(mdep, annotations={"textops.io/retrain": "again"})
+    job = JobState("reviews-retrain-abc", NOW, "Succeeded", finished)
+    soon = finished + CANDIDATE_GRACE - timedelta(seconds=1)
+    for t in (finished + timedelta(seconds=5), soon):
+        plan = plan_retraining(mdep, None, [job], None, 0, t, 20)
+        assert plan.mdep.status.last_retraining == mdep.status.last_retraining  # still Running
+        assert not plan.mdep.status.history and not plan.events and plan.start is None
+        retraining = find(plan.mdep.status.conditions, "Retraining")
+        assert retraining is not None
+        assert (retraining.status, retraining.reason) == ("True", "AwaitingCandidate")
+        assert "until 2026-11-26T12:05:00Z" in retraining.message
+        assert unrecorded_success(_next(mdep, plan.mdep), [job]) == job  # look again next pass
+    # found within the grace: recorded as usual
+    found = plan_retraining(mdep, None, [job], Candidate("2", "promoted"), 0, soon, 20)
+    events = [h.event for h in found.mdep.status.history]
+    assert events[:2] == ["RetrainingSucceeded", "Promoted"]
+    # not found once the grace is over: "no candidate" for good, and the manual request starts
+    late = plan_retraining(mdep, None, [job], None, 0, finished + CANDIDATE_GRACE, 20)
+    succeeded, started = late.mdep.status.history
+    assert (succeeded.event, succeeded.job, succeeded.version) == (
+        "RetrainingSucceeded",
+        job.name,
+        None,
+    )
+    assert started.event == "RetrainingStarted" and started.job != job.name
+    assert [e.reason for e in late.events] == ["NoCandidate", "RetrainingStarted"]
+    assert "looked for 2m after it finished" in late.events[0].message
+    assert late.start is not None and late.start.kind == "manual"
 
 
 def test_a_failed_job_warns_and_promotes_nothing() -> None:

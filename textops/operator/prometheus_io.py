@@ -1,7 +1,12 @@
 """Reading drift and quality of one served version from Prometheus' HTTP API (I/O).
 
 The metric names are the serving side's contract (``textops/serving/metrics.py`` and the drift
-monitor): every series carries ``model`` and ``version``, drift series also ``statistic``. A
+monitor): every series carries ``model`` and ``version``, drift series also ``statistic``. The
+scrape configuration adds target labels (``charts/textops/templates/prometheus/configmap.yaml``):
+``namespace`` and ``modeldeployment`` (the pod's ``app.kubernetes.io/instance``), with ``pod``
+and ``model_version``. :func:`observe` matches all four of ``namespace``, ``modeldeployment``,
+``model`` and ``version``, so two ModelDeployments serving the same version (staging and
+production, a canary) never read each other's drift or quality. A
 query that returns nothing is "no data" (None), which the policy treats as the end of an
 episode; a Prometheus that does not answer raises :class:`Unavailable`, and the operator keeps
 the previous episodes instead of ending them.
@@ -53,20 +58,27 @@ def _range(window: timedelta) -> str:
     return f"{max(int(window.total_seconds()), 1)}s"
 
 
-def observe(base_url: str, model: str, version: str, quality_window: timedelta) -> Observation:
-    """Feature and prediction drift, online accuracy and its feedback count, for one version.
+def observe(
+    base_url: str,
+    model: str,
+    version: str,
+    quality_window: timedelta,
+    namespace: str,
+    modeldeployment: str,
+) -> Observation:
+    """Feature and prediction drift, online accuracy and its feedback count, for one version
+    served by one ModelDeployment (``namespace``/``modeldeployment``: its pods' target labels).
 
     A drift score counts only when its window holds samples (an empty window scores 0 or NaN).
     """
+    scope = {"namespace": namespace, "modeldeployment": modeldeployment}
+    base = _selector(model, version, **scope)
     scores: dict[str, float | None] = {}
     for kind in ("feature", "prediction"):
-        sel = _selector(model, version, statistic="overall")
+        sel = _selector(model, version, **scope, statistic="overall")
         value = query(base_url, f"max(textops_{kind}_drift_statistic{{{sel}}})")
-        samples = query(
-            base_url, f"sum(textops_{kind}_drift_window_samples{{{_selector(model, version)}}})"
-        )
+        samples = query(base_url, f"sum(textops_{kind}_drift_window_samples{{{base}}})")
         scores[kind] = None if samples is not None and samples <= 0 else value
-    base = _selector(model, version)
     accuracy = query(base_url, f"avg(textops_online_accuracy_ratio{{{base}}})")
     feedback = query(
         base_url, f"sum(increase(textops_feedback_total{{{base}}}[{_range(quality_window)}]))"
@@ -80,7 +92,10 @@ def observe(base_url: str, model: str, version: str, quality_window: timedelta) 
 
 
 def new_labels(base_url: str, model: str, since: timedelta) -> int:
-    """Feedback labels of any version of ``model`` received over the last ``since``."""
+    """Feedback labels of any version of ``model`` received over the last ``since``.
+
+    Not scoped to one ModelDeployment: feedback to any deployment of the model is new data.
+    """
     value = query(
         base_url,
         f"sum(increase(textops_feedback_total{{{_selector(model, None)}}}[{_range(since)}]))",

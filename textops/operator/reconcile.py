@@ -198,7 +198,9 @@ def _read_prometheus(
         return None, 0
     since = st.last_retraining.started_at or mdep.created_at or t
     try:
-        observation = prometheus_io.observe(url, mdep.spec.model.name, version, mon.quality.window)
+        observation = prometheus_io.observe(
+            url, mdep.spec.model.name, version, mon.quality.window, mdep.namespace, mdep.name
+        )
         labels = prometheus_io.new_labels(url, mdep.spec.model.name, t - since)
     except prometheus_io.Unavailable as exc:
         _warn_once(f"{mdep.namespace}/{mdep.name}", str(exc))

@@ -2,10 +2,10 @@
 
 Two questions: which concrete version does ``spec.model`` mean now (an alias resolves to a
 version; the pods always pin that version), and what did a retraining Job register (the
-version tagged with its trigger id, and the gate's decision tag). Answers are classified so the
-handler can say the right thing: a model, alias or version that does not exist is
-:class:`NotFound` (a person must act; no retry storm), an unreachable server is
-:class:`Unavailable` (retry later, keep serving).
+version tagged with its trigger id: its run, its lineage tags and the gate's decision tags).
+Answers are classified so the handler can say the right thing: a model, alias or version
+that does not exist is :class:`NotFound` (a person must act; no retry storm), an unreachable
+server is :class:`Unavailable` (retry later, keep serving).
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from textops.operator.spec import ModelRef
 from textops.registry.tracking import probe
 
 TRIGGER_TAG = "textops.trigger.id"
-DECISION_TAG = "textops.gate.decision"
-REASON_TAG = "textops.gate.reason"
 _MISSING = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
 # A server that answered within this many seconds is not probed again: with hundreds of
 # resources, a probe before every question would double the requests the registry serves.
@@ -93,7 +91,8 @@ def _missing(client: MlflowClient, model: ModelRef) -> NotFound:
 
 
 def candidate(tracking_uri: str, model_name: str, trigger_id: str) -> Candidate | None:
-    """The newest version of ``model_name`` tagged with ``trigger_id``, if any."""
+    """The newest version of ``model_name`` tagged with ``trigger_id``, if any: its run,
+    lineage tags and the gate's verdict (see :meth:`Candidate.from_tags`)."""
     client = client_for(tracking_uri)
     query = f"name = '{model_name}' and tags.`{TRIGGER_TAG}` = '{trigger_id}'"
     try:
@@ -103,5 +102,4 @@ def candidate(tracking_uri: str, model_name: str, trigger_id: str) -> Candidate 
     if not found:
         return None
     newest = max(found, key=lambda v: int(v.version))
-    tags = newest.tags or {}
-    return Candidate(str(newest.version), tags.get(DECISION_TAG), tags.get(REASON_TAG))
+    return Candidate.from_tags(str(newest.version), newest.run_id, newest.tags or {})

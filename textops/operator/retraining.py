@@ -7,7 +7,11 @@ One pass of the timer, as a function of plain data:
    and ``QualityLow`` conditions;
 2. the retraining Jobs that exist are reconciled with ``status.lastRetraining``: a Job the
    status does not know yet (the operator died between creating it and writing status) is
-   adopted, a finished one is recorded with the version it registered and the gate's verdict;
+   adopted, a finished one is recorded with the version it registered, that version's lineage
+   and the gate's verdict. A succeeded Job whose version the registry does not show yet is
+   looked up again on every pass for :data:`CANDIDATE_GRACE` after the Job's completion
+   (``Retraining=True/AwaitingCandidate``, nothing new starts) before "no candidate" is
+   recorded;
 3. ``policy.decide`` says whether a new Job starts; its trigger id names the Job, so the same
    decision taken twice (or after a restart) creates it once. Consecutive failed retrainings
    (counted in ``status.history``) lengthen the wait before the next automatic one; the
@@ -17,12 +21,14 @@ One pass of the timer, as a function of plain data:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from textops.operator.builders import job_name
+from textops.operator.durations import format_duration
 from textops.operator.policy import (
     Observation,
     State,
@@ -57,6 +63,10 @@ from textops.operator.status import (
 )
 
 TRIGGERS: tuple[TriggerKind, ...] = ("drift", "quality", "schedule", "manual")
+# How long after a Job succeeded its candidate may still be missing from the registry's search
+# (tags written last, a registry replica behind) before "no candidate" is recorded for good.
+# Measured from the Job's own completion time, so an operator restart does not extend it.
+CANDIDATE_GRACE = timedelta(minutes=2)
 DECISIONS: tuple[GateDecision, ...] = ("promoted", "rejected")
 
 
@@ -103,13 +113,82 @@ def job_state(body: Mapping[str, Any]) -> JobState:
     )
 
 
+# Tags the training pipeline (textops/training/pipeline.py, textops/registry/lineage.py) and the
+# promotion gate (textops/registry/gate.py) set on every version they register or judge.
+DECISION_TAG = "textops.gate.decision"
+REASON_TAG = "textops.gate.reason"
+LINEAGE_TAGS = {
+    "dataset_id": "textops.dataset.id",
+    "dataset_sha256": "textops.dataset.sha256",
+    "git_commit": "textops.git.commit",
+    "code_sha256": "textops.code.sha256",
+}
+GATE_TAGS = {"metric": "textops.gate.metric", "champion_version": "textops.gate.champion_version"}
+GATE_NUMBERS = {
+    "candidate_value": "textops.gate.challenger_value",
+    "champion_value": "textops.gate.champion_value",
+}
+_UNSET = ("", "unknown")  # what the pipeline writes when it does not know (no git, no champion)
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """A version a retraining Job registered, and the promotion gate's verdict on it."""
+    """A version a retraining Job registered, its lineage, and the promotion gate's verdict."""
 
     version: str
     decision: str | None = None
     reason: str | None = None
+    run_id: str | None = None
+    dataset_id: str | None = None
+    dataset_sha256: str | None = None
+    git_commit: str | None = None
+    code_sha256: str | None = None
+    metric: str | None = None
+    candidate_value: float | None = None
+    champion_value: float | None = None
+    champion_version: str | None = None
+
+    @classmethod
+    def from_tags(cls, version: str, run_id: str | None, tags: Mapping[str, str]) -> Candidate:
+        """The candidate as its MLflow model version describes it (missing tags: None)."""
+
+        def text(tag: str) -> str | None:
+            value = tags.get(tag)
+            return None if value is None or value.strip() in _UNSET else value.strip()
+
+        def number(tag: str) -> float | None:
+            value = text(tag)
+            try:
+                parsed = float(value) if value is not None else None
+            except ValueError:
+                return None
+            return parsed if parsed is not None and math.isfinite(parsed) else None
+
+        return cls(
+            version=version,
+            decision=text(DECISION_TAG),
+            reason=text(REASON_TAG),
+            run_id=run_id or None,
+            dataset_id=text(LINEAGE_TAGS["dataset_id"]),
+            dataset_sha256=text(LINEAGE_TAGS["dataset_sha256"]),
+            git_commit=text(LINEAGE_TAGS["git_commit"]),
+            code_sha256=text(LINEAGE_TAGS["code_sha256"]),
+            metric=text(GATE_TAGS["metric"]),
+            candidate_value=number(GATE_NUMBERS["candidate_value"]),
+            champion_value=number(GATE_NUMBERS["champion_value"]),
+            champion_version=text(GATE_TAGS["champion_version"]),
+        )
+
+    def lineage(self) -> dict[str, Any]:
+        """History fields naming where the candidate came from (run, dataset, code)."""
+        return {"run_id": self.run_id, **{name: getattr(self, name) for name in LINEAGE_TAGS}}
+
+    def verdict(self) -> dict[str, Any]:
+        """History fields of the gate's decision and the numbers it compared."""
+        return {
+            name: getattr(self, name)
+            for name in ("metric", "candidate_value", "champion_value", "champion_version")
+        }
 
 
 @dataclass(frozen=True)
@@ -255,6 +334,7 @@ def plan_retraining(
             job=newest.name,
             message=newest.reason,
         )
+    awaiting: str | None = None  # the Job succeeded; its candidate is not visible yet
     if last.job is not None and last.result == "Running":
         job = next((j for j in jobs if j.name == last.job), None)
         if job is None:
@@ -278,56 +358,69 @@ def plan_retraining(
                 Event("Warning", "RetrainingFailed", _with_backoff(message, mdep, last, failed))
             )
         elif job.result == "Succeeded":
-            last = dataclasses.replace(last, result="Succeeded", finished_at=job.finished or now)
-            if candidate is None:
-                message = (
-                    f"Job {job.name} succeeded but no model version is tagged "
-                    f"textops.trigger.id={last.trigger_id}"
+            finished = job.finished or now
+            wait_until = finished + CANDIDATE_GRACE
+            if candidate is None and job.finished is not None and now < wait_until:
+                awaiting = (
+                    f"Job {job.name} succeeded; looking for the model version tagged "
+                    f"textops.trigger.id={last.trigger_id} until {format_time(wait_until)}"
                 )
-                history = append_history(
-                    history,
-                    history_limit,
-                    now,
-                    "RetrainingSucceeded",
-                    job=job.name,
-                    message=message,
-                )
-                events.append(Event("Warning", "NoCandidate", message))
             else:
-                verdict: GateDecision | None = next(
-                    (d for d in DECISIONS if d == candidate.decision), None
-                )
-                last = dataclasses.replace(
-                    last,
-                    candidate_version=candidate.version,
-                    decision=verdict,
-                )
-                message = f"Job {job.name} registered version {candidate.version}"
-                history = append_history(
-                    history,
-                    history_limit,
-                    now,
-                    "RetrainingSucceeded",
-                    candidate.version,
-                    job.name,
-                    message,
-                )
-                events.append(Event("Normal", "RetrainingSucceeded", message))
-                if verdict is not None:
-                    event: HistoryEvent = "Promoted" if verdict == "promoted" else "Rejected"
-                    why = f"version {candidate.version} {verdict}: {candidate.reason or ''}"
+                last = dataclasses.replace(last, result="Succeeded", finished_at=finished)
+                if candidate is None:
+                    message = (
+                        f"Job {job.name} succeeded but no model version is tagged "
+                        f"textops.trigger.id={last.trigger_id} (looked for "
+                        f"{format_duration(CANDIDATE_GRACE)} after it finished)"
+                    )
                     history = append_history(
                         history,
                         history_limit,
                         now,
-                        event,
+                        "RetrainingSucceeded",
+                        job=job.name,
+                        message=message,
+                    )
+                    events.append(Event("Warning", "NoCandidate", message))
+                else:
+                    verdict: GateDecision | None = next(
+                        (d for d in DECISIONS if d == candidate.decision), None
+                    )
+                    last = dataclasses.replace(
+                        last,
+                        candidate_version=candidate.version,
+                        decision=verdict,
+                    )
+                    message = f"Job {job.name} registered version {candidate.version}"
+                    history = append_history(
+                        history,
+                        history_limit,
+                        now,
+                        "RetrainingSucceeded",
                         candidate.version,
                         job.name,
-                        why.strip(": "),
+                        message,
+                        **candidate.lineage(),
                     )
-                    events.append(Event("Normal", event, why.strip(": ")))
+                    events.append(Event("Normal", "RetrainingSucceeded", message))
+                    if verdict is not None:
+                        event: HistoryEvent = "Promoted" if verdict == "promoted" else "Rejected"
+                        why = f"version {candidate.version} {verdict}: {candidate.reason or ''}"
+                        history = append_history(
+                            history,
+                            history_limit,
+                            now,
+                            event,
+                            candidate.version,
+                            job.name,
+                            why.strip(": "),
+                            **candidate.lineage(),
+                            decision=verdict,
+                            **candidate.verdict(),
+                        )
+                        events.append(Event("Normal", event, why.strip(": ")))
 
-    running = any(j.result == "Running" for j in jobs)
+    running = any(j.result == "Running" for j in jobs) or awaiting is not None
     failures = consecutive_failures(history)
     state = State(
         now=now,
@@ -364,13 +457,16 @@ def plan_retraining(
     if last.job is not None:
         active = last.result == "Running"
         message = f"Job {last.job} ({last.trigger}): {last.reason or ''}".strip(": ")
+        reason = "JobRunning" if active else f"Job{last.result}"
         if last.result == "Failed":
             message = _with_backoff(f"{message}; failed", mdep, last, failures)
+        if awaiting is not None:
+            message, reason = awaiting, "AwaitingCandidate"
         conditions, _ = set_condition(
             conditions,
             RETRAINING,
             "True" if active else "False",
-            "JobRunning" if active else f"Job{last.result}",
+            reason,
             message,
             now,
             mdep.generation,

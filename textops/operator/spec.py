@@ -252,11 +252,28 @@ class RetrainingStatus:
 
 @dataclasses.dataclass(frozen=True)
 class HistoryRecord:
+    """One event; a retraining's outcome also carries the candidate's lineage and verdict.
+
+    Lineage (run, dataset, code) is on ``RetrainingSucceeded``, ``Promoted`` and ``Rejected``;
+    the gate's decision and numbers on ``Promoted`` and ``Rejected``. Each comes from the
+    candidate version's MLflow tags and is left out when the tag is missing.
+    """
+
     time: datetime
     event: HistoryEvent
     version: str | None = None
     job: str | None = None
     message: str | None = None
+    run_id: str | None = None
+    dataset_id: str | None = None
+    dataset_sha256: str | None = None
+    git_commit: str | None = None
+    code_sha256: str | None = None
+    decision: GateDecision | None = None
+    metric: str | None = None
+    candidate_value: float | None = None
+    champion_value: float | None = None
+    champion_version: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -70,9 +70,13 @@ def append_history(
     version: str | None = None,
     job: str | None = None,
     message: str | None = None,
+    **details: Any,
 ) -> tuple[HistoryRecord, ...]:
-    """History with one record added at the end, keeping the newest ``limit``."""
-    record = HistoryRecord(time, event, version, job, message)
+    """History with one record added at the end, keeping the newest ``limit``.
+
+    ``details`` are further :class:`HistoryRecord` fields (a candidate's lineage and verdict).
+    """
+    record = HistoryRecord(time, event, version, job, message, **details)
     return (*history, record)[-limit:]
 
 
