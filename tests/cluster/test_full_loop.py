@@ -60,11 +60,10 @@ from tests.plugins.cluster import wait_until
 from textops.data.sources import builtin_corpus
 from textops.devcluster import Cluster
 from textops.devservers import S3Server
-from textops.devservers.ports import LOOPBACK, free_port
 from textops.devservers.procs import ManagedProcess, start_process
 from textops.devservers.procs import wait_until as wait_for_process
-from textops.devservers.prometheus import HINT, PrometheusServer
-from textops.devservers.tools import find_binary
+from textops.devservers.prometheus import PrometheusServer
+from textops.devservers.prometheus import start_prometheus as start_local_prometheus
 from textops.operator.spec import GROUP, PLURAL, RETRAIN_ANNOTATION, VERSION
 from textops.serving.config import ServingConfig
 
@@ -251,34 +250,7 @@ def start_prometheus(base: Path, targets_file: Path) -> PrometheusServer:
             }
         ],
     }
-    config_path = base / "prometheus.yml"
-    config_path.write_text(json.dumps(config, indent=2), "utf-8")
-    port = free_port()
-    process = start_process(
-        "prometheus",
-        [
-            str(find_binary("prometheus", hint=HINT)),
-            f"--config.file={config_path}",
-            f"--storage.tsdb.path={base / 'data'}",
-            f"--web.listen-address={LOOPBACK}:{port}",
-            "--log.level=warn",
-        ],
-        base / "prometheus.log",
-        cwd=base,
-        die_with_parent=True,
-    )
-    server = PrometheusServer(LOOPBACK, port, config_path, process)
-    try:
-        wait_for_process(
-            lambda: http_status(f"{server.url}/-/ready") == 200,
-            timeout=60,
-            what="waiting for Prometheus /-/ready",
-            proc=process,
-        )
-    except BaseException:
-        process.stop()
-        raise
-    return server
+    return start_local_prometheus(base, [], die_with_parent=True, config=config)
 
 
 def review_rows(per_class: int) -> list[tuple[str, str]]:

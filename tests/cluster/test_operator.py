@@ -18,7 +18,6 @@ Every wait polls a condition with a deadline; nothing sleeps to synchronise.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
@@ -42,12 +41,9 @@ from mlflow.tracking import MlflowClient
 
 from tests.plugins.cluster import wait_until
 from textops.devcluster import Cluster
-from textops.devservers.ports import LOOPBACK, free_port
 from textops.devservers.procs import ManagedProcess, start_process
 from textops.devservers.procs import wait_until as wait_for_process
-from textops.devservers.prometheus import HINT as PROMETHEUS_HINT
-from textops.devservers.prometheus import PrometheusServer
-from textops.devservers.tools import find_binary
+from textops.devservers.prometheus import PrometheusServer, start_prometheus
 from textops.operator.policy import trigger_id
 from textops.operator.spec import GROUP, PLURAL, RETRAIN_ANNOTATION, VERSION, format_time
 
@@ -570,7 +566,6 @@ def start_labelled_prometheus(
     The labels stand in for the chart's relabelling of the inference pods (``namespace``,
     ``pod``, ``modeldeployment``, ``model_version``), as static labels of each target.
     """
-    base.mkdir(parents=True, exist_ok=True)
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [
@@ -582,32 +577,16 @@ def start_labelled_prometheus(
             }
         ],
     }
-    config_path = base / "prometheus.yml"
-    config_path.write_text(json.dumps(config, indent=2), "utf-8")
-    port = free_port()
-    process = start_process(
-        "prometheus",
-        [
-            str(find_binary("prometheus", hint=PROMETHEUS_HINT)),
-            f"--config.file={config_path}",
-            f"--storage.tsdb.path={base / 'data'}",
-            f"--web.listen-address={LOOPBACK}:{port}",
-            "--log.level=warn",
-        ],
-        base / "prometheus.log",
-        cwd=base,
-        die_with_parent=True,
-    )
-    server = PrometheusServer(LOOPBACK, port, config_path, process)
+    server = start_prometheus(base, [], die_with_parent=True, config=config)
     try:
         wait_for_process(
             lambda: server.targets() and all(t["health"] == "up" for t in server.targets()),
             timeout=60,
             what="waiting for Prometheus to scrape its targets",
-            proc=process,
+            proc=server.process,
         )
     except BaseException:
-        process.stop()
+        server.stop()
         raise
     return server
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from textops.errors import TrackingUnavailableError
@@ -42,6 +44,6 @@ def test_a_failed_probe_is_reported_and_not_cached(monkeypatch: pytest.MonkeyPat
     assert URI not in registry_io._answered
 
 
-def test_local_stores_are_never_probed(probes: list[str]) -> None:
-    registry_io.client_for("sqlite:///tmp/mlflow.db")
+def test_local_stores_are_never_probed(probes: list[str], tmp_path: Path) -> None:
+    registry_io.client_for(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert probes == []

@@ -13,7 +13,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,15 +95,18 @@ def start_prometheus(
     port: int | None = None,
     die_with_parent: bool = False,
     timeout: float = 60.0,
+    config: Mapping[str, Any] | None = None,
 ) -> PrometheusServer:
     """Start Prometheus scraping `targets` on a free loopback port; wait for `/-/ready`.
 
-    Config, TSDB and log (`prometheus.log`) live in `base_dir`.
+    Config, TSDB and log (`prometheus.log`) live in `base_dir`. A whole `config` (the parsed
+    prometheus.yml: extra labels, file_sd, rule files) replaces the one built from `targets`.
     """
     binary = find_binary("prometheus", hint=HINT)
     base_dir.mkdir(parents=True, exist_ok=True)
     config_path = base_dir / "prometheus.yml"
-    config_path.write_text(scrape_config(targets, interval=interval), "utf-8")
+    text = json.dumps(config, indent=2) if config else scrape_config(targets, interval=interval)
+    config_path.write_text(text, "utf-8")
     port = port or free_port()
     argv = [
         str(binary),
