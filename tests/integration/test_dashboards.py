@@ -192,6 +192,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             TEXTOPS_MAX_TEXT_CHARS=str(MAX_CHARS),
             TEXTOPS_DRIFT_WINDOW="200",
             TEXTOPS_DRIFT_INTERVAL_S="1",
+            TEXTOPS_DRIFT_SAMPLES_PER_S="0",  # every text: the test sends bursts
             TEXTOPS_CAPTURE_BELOW_CONFIDENCE="0.9",  # plenty of captures for the queue panels
         ),
         cwd=base,
