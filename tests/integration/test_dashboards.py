@@ -23,8 +23,6 @@ import json
 import math
 import os
 import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -47,13 +45,10 @@ from tests.rules.panels import (
     substitute,
     targets,
 )
-from tests.synthetic import make_rows, write_jsonl
-from textops.devservers.ports import LOOPBACK, free_port
+from tests.served_model import serve_champion
+from tests.synthetic import make_rows
 from textops.devservers.procs import (
     StartupError,
-    descendant_pids,
-    pid_alive,
-    start_process,
     wait_until,
 )
 from textops.devservers.prometheus import PrometheusServer, start_prometheus
@@ -99,23 +94,6 @@ class Stack:
     prometheus: PrometheusServer
 
 
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "TEXTOPS_"))}
-    env.update(TEXTOPS_HOME=str(home), PYTHONUNBUFFERED="1", **extra)
-    return env
-
-
-def _cli(home: Path, *argv: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "textops", *argv],
-        capture_output=True,
-        text=True,
-        env=_env(home),
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-
-
 def _post(url: str, body: bytes | dict[str, Any]) -> tuple[int, dict[str, Any]]:
     data = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else body
     request = urllib.request.Request(
@@ -126,14 +104,6 @@ def _post(url: str, body: bytes | dict[str, Any]) -> tuple[int, dict[str, Any]]:
             return int(response.status), json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def _api(prometheus: PrometheusServer, path: str) -> Any:
@@ -177,52 +147,24 @@ def _shifted_texts(limit: int) -> list[str]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("dashboards")
-    home = base / "home"
-    rows = write_jsonl(base / "rows.jsonl", make_rows(n_per_class=200, classes=3))
-    _cli(home, "data", "snapshot", "--from", str(rows))
-    _cli(home, "train", "--n-estimators", "20")
-    _cli(home, "promote")
-    port = free_port()
-    proc = start_process(
+    with serve_champion(
+        base,
         "textops-serve",
-        [sys.executable, "-m", "textops", "serve", f"models:/{MODEL}@champion", f"--port={port}"],
-        base / "serve.log",
-        env=_env(
-            home,
-            TEXTOPS_MAX_TEXT_CHARS=str(MAX_CHARS),
-            TEXTOPS_DRIFT_WINDOW="200",
-            TEXTOPS_DRIFT_INTERVAL_S="1",
-            TEXTOPS_DRIFT_SAMPLES_PER_S="0",  # every text: the test sends bursts
-            TEXTOPS_CAPTURE_BELOW_CONFIDENCE="0.9",  # plenty of captures for the queue panels
-        ),
-        cwd=base,
-        die_with_parent=True,
-    )
-    url = f"http://{LOOPBACK}:{port}"
-    try:
-        wait_until(
-            lambda: _status(f"{url}/readyz") == 200,
-            timeout=240,
-            what="waiting for the service's /readyz",
-            proc=proc,
-        )
+        TEXTOPS_MAX_TEXT_CHARS=str(MAX_CHARS),
+        TEXTOPS_DRIFT_WINDOW="200",
+        TEXTOPS_DRIFT_INTERVAL_S="1",
+        TEXTOPS_DRIFT_SAMPLES_PER_S="0",  # every text: the test sends bursts
+        TEXTOPS_CAPTURE_BELOW_CONFIDENCE="0.9",  # plenty of captures for the queue panels
+    ) as (url, _):
         # every 2 s (the scrape timeout equals the interval: 1 s is too tight on a busy machine)
         prometheus = start_prometheus(
-            base / "prometheus", [f"{LOOPBACK}:{port}"], interval="2s", die_with_parent=True
+            base / "prometheus", [url.removeprefix("http://")], interval="2s", die_with_parent=True
         )
         try:
             _load_rules(prometheus)
-            yield Stack(url, home, prometheus)
+            yield Stack(url, base / "home", prometheus)
         finally:
             prometheus.stop()
-    finally:
-        children = descendant_pids(proc.pid)
-        proc.stop(timeout=30)
-        wait_until(
-            lambda: not any(pid_alive(p) for p in children),
-            timeout=30,
-            what="waiting for the BentoML workers to exit",
-        )
 
 
 def _value(prometheus: PrometheusServer, expr: str) -> tuple[float] | None:

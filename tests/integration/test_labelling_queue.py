@@ -9,9 +9,6 @@ A small model is trained and promoted in a temporary home and served as a child 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,14 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.synthetic import make_rows, write_jsonl
-from textops.devservers.ports import LOOPBACK, free_port
+from tests.served_model import serve_champion
 from textops.devservers.procs import (
     ManagedProcess,
-    descendant_pids,
-    pid_alive,
-    start_process,
-    wait_until,
 )
 from textops.labelling.ranking import PARTS
 from textops.labelling.store import CapturedSample, LabelStore
@@ -46,20 +38,6 @@ class Served:
     process: ManagedProcess
 
 
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "TEXTOPS_"))}
-    env.update(TEXTOPS_HOME=str(home), PYTHONUNBUFFERED="1", **extra)
-    return env
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 def _call(url: str, body: dict | None = None) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
     request = urllib.request.Request(url, data=data, headers=dict(AUTH))
@@ -75,51 +53,14 @@ def _call(url: str, body: dict | None = None) -> tuple[int, dict]:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     base = tmp_path_factory.mktemp("labelling-queue")
-    home = base / "home"
-    rows = write_jsonl(base / "rows.jsonl", make_rows(n_per_class=200, classes=3))
-    for argv in (
-        ("data", "snapshot", "--from", str(rows)),
-        ("train", "--n-estimators", "20"),
-        ("promote",),
-    ):
-        done = subprocess.run(
-            [sys.executable, "-m", "textops", *argv],
-            capture_output=True,
-            text=True,
-            env=_env(home),
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr
-    port = free_port()
-    proc = start_process(
+    with serve_champion(
+        base,
         "textops-serve-queue",
-        [
-            sys.executable,
-            "-m",
-            "textops",
-            "serve",
-            f"models:/{MODEL}@champion",
-            "--port",
-            f"{port}",
-        ],
-        base / "serve.log",
+        TEXTOPS_LABEL_TOKEN=TOKEN,
         # diversity and balance off: the order below is decided by uncertainty and business
-        env=_env(home, TEXTOPS_LABEL_TOKEN=TOKEN, TEXTOPS_LABEL_WEIGHTS="diversity=0,balance=0"),
-        cwd=base,
-        die_with_parent=True,
-    )
-    url = f"http://{LOOPBACK}:{port}"
-    try:
-        wait_until(lambda: _status(f"{url}/readyz") == 200, timeout=240, what="/readyz", proc=proc)
-        yield Served(url, home, proc)
-    finally:
-        children = descendant_pids(proc.pid)
-        proc.stop(timeout=30)
-        wait_until(
-            lambda: not any(pid_alive(p) for p in children),
-            timeout=30,
-            what="the BentoML workers to exit",
-        )
+        TEXTOPS_LABEL_WEIGHTS="diversity=0,balance=0",
+    ) as (url, proc):
+        yield Served(url, base / "home", proc)
 
 
 def _sample(i: int, text: str, top: float, parts: dict[str, float]) -> CapturedSample:

@@ -8,10 +8,8 @@ port; the tests then talk HTTP to it. Every process is stopped by pid at the end
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,14 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.synthetic import make_rows, write_jsonl
+from tests.served_model import http_status, run_cli, serve_champion
+from tests.synthetic import make_rows
 from textops.devservers.chromium import start_chromium
-from textops.devservers.ports import LOOPBACK, free_port
+from textops.devservers.ports import free_port
 from textops.devservers.procs import (
     ManagedProcess,
-    descendant_pids,
-    pid_alive,
-    start_process,
     wait_until,
 )
 from textops.devservers.prometheus import start_prometheus
@@ -47,30 +43,6 @@ class Served:
     host_port: str
     home: Path
     process: ManagedProcess
-
-
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "TEXTOPS_"))}
-    env.update(TEXTOPS_HOME=str(home), PYTHONUNBUFFERED="1", **extra)
-    return env
-
-
-def _cli(home: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "textops", *argv],
-        capture_output=True,
-        text=True,
-        env=_env(home),
-        timeout=300,
-    )
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def call(
@@ -96,67 +68,24 @@ def call(
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     base = tmp_path_factory.mktemp("serving")
-    home = base / "home"
-    # 600 rows: the pinned holdout (~120) is large enough to calibrate the drift thresholds
-    rows = write_jsonl(base / "rows.jsonl", make_rows(n_per_class=200, classes=3))
-    for argv in (
-        ("data", "snapshot", "--from", str(rows)),
-        ("train", "--n-estimators", "20"),
-        ("promote",),
-    ):
-        done = _cli(home, *argv)
-        assert done.returncode == 0, done.stderr
-    port = free_port()
-    proc = start_process(
+    with serve_champion(
+        base,
         "textops-serve",
-        [
-            sys.executable,
-            "-m",
-            "textops",
-            "serve",
-            f"models:/{MODEL}@champion",
-            "--port",
-            str(port),
-        ],
-        base / "serve.log",
-        env=_env(
-            home,
-            TEXTOPS_MAX_TEXTS=str(LIMIT_TEXTS),
-            TEXTOPS_MAX_TEXT_CHARS=str(LIMIT_CHARS),
-            TEXTOPS_VALUE_PER_ACCEPTED="2.5",
-            TEXTOPS_DRIFT_WINDOW="200",
-            TEXTOPS_LABEL_TOKEN=LABEL_TOKEN,
-            TEXTOPS_DRIFT_INTERVAL_S="1",
-            TEXTOPS_DRIFT_SAMPLES_PER_S="0",  # every text: the drift test sends bursts
-        ),
-        cwd=base,
-        die_with_parent=True,
-    )
-    url = f"http://{LOOPBACK}:{port}"
-    started = Served(url, f"{LOOPBACK}:{port}", home, proc)
-    try:
-        wait_until(
-            lambda: _status(f"{url}/readyz") == 200,
-            timeout=240,
-            what="waiting for the service's /readyz",
-            proc=proc,
-        )
-        yield started
-    finally:
-        children = descendant_pids(proc.pid)
-        proc.stop(timeout=30)
-        # bentoml's workers run in process groups of their own: make sure none survived
-        wait_until(
-            lambda: not any(pid_alive(p) for p in children),
-            timeout=30,
-            what="waiting for the BentoML workers to exit",
-        )
+        TEXTOPS_MAX_TEXTS=str(LIMIT_TEXTS),
+        TEXTOPS_MAX_TEXT_CHARS=str(LIMIT_CHARS),
+        TEXTOPS_VALUE_PER_ACCEPTED="2.5",
+        TEXTOPS_DRIFT_WINDOW="200",
+        TEXTOPS_LABEL_TOKEN=LABEL_TOKEN,
+        TEXTOPS_DRIFT_INTERVAL_S="1",
+        TEXTOPS_DRIFT_SAMPLES_PER_S="0",  # every text: the drift test sends bursts
+    ) as (url, proc):
+        yield Served(url, url.removeprefix("http://"), base / "home", proc)
 
 
 def test_alias_is_pinned_and_probes_answer(served: Served) -> None:
     assert f"serving models:/{MODEL}/1 (from models:/{MODEL}@champion)" in served.process.tail()
-    assert _status(f"{served.url}/livez") == 200
-    assert _status(f"{served.url}/readyz") == 200
+    assert http_status(f"{served.url}/livez") == 200
+    assert http_status(f"{served.url}/readyz") == 200
     with urllib.request.urlopen(f"{served.url}/", timeout=5) as response:
         page = response.read().decode()
     assert "<title>textops classifier</title>" in page and 'fetch("/predict"' in page
@@ -319,7 +248,7 @@ def test_prometheus_scrapes_the_service(served: Served, tmp_path: Path) -> None:
 
 
 def test_serve_refuses_an_unknown_alias(served: Served) -> None:
-    done = _cli(served.home, "serve", f"models:/{MODEL}@nope", "--port", str(free_port()))
+    done = run_cli(served.home, "serve", f"models:/{MODEL}@nope", "--port", str(free_port()))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     # the last line: MLflow may warn about pyfunc type hints first, whatever filters say
     assert done.stderr.strip().splitlines()[-1] == (

@@ -1,0 +1,98 @@
+"""A trained model served for real by ``textops serve``: the set-up the integration tests share.
+
+Each test module that needs a running service trains the same small synthetic model (600
+rows, 3 classes: its pinned holdout of ~120 rows is enough to calibrate the drift thresholds),
+promotes it and serves ``@champion`` with its own serving settings.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.synthetic import make_rows, write_jsonl
+from textops.devservers.ports import LOOPBACK, free_port
+from textops.devservers.procs import (
+    ManagedProcess,
+    descendant_pids,
+    pid_alive,
+    start_process,
+    wait_until,
+)
+
+MODEL = "reviews-sentiment"
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without MLflow/textops settings, rooted at ``home``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "TEXTOPS_"))}
+    env.update(TEXTOPS_HOME=str(home), PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def run_cli(home: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "textops", *argv],
+        capture_output=True,
+        text=True,
+        env=clean_env(home),
+        timeout=300,
+    )
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@contextmanager
+def serve_champion(base: Path, name: str, **env: str) -> Iterator[tuple[str, ManagedProcess]]:
+    """Train, promote and serve the synthetic model under ``base/home``; yields (URL, process).
+
+    ``env`` is the service's own settings. On exit the server and every BentoML worker (they
+    run in process groups of their own) are gone.
+    """
+    home = base / "home"
+    rows = write_jsonl(base / "rows.jsonl", make_rows(n_per_class=200, classes=3))
+    for argv in (
+        ("data", "snapshot", "--from", str(rows)),
+        ("train", "--n-estimators", "20"),
+        ("promote",),
+    ):
+        done = run_cli(home, *argv)
+        assert done.returncode == 0, done.stderr
+    port = free_port()
+    proc = start_process(
+        name,
+        [sys.executable, "-m", "textops", "serve", f"models:/{MODEL}@champion", f"--port={port}"],
+        base / "serve.log",
+        env=clean_env(home, **env),
+        cwd=base,
+        die_with_parent=True,
+    )
+    url = f"http://{LOOPBACK}:{port}"
+    try:
+        wait_until(
+            lambda: http_status(f"{url}/readyz") == 200,
+            timeout=240,
+            what="waiting for the service's /readyz",
+            proc=proc,
+        )
+        yield url, proc
+    finally:
+        children = descendant_pids(proc.pid)
+        proc.stop(timeout=30)
+        wait_until(
+            lambda: not any(pid_alive(p) for p in children),
+            timeout=30,
+            what="waiting for the BentoML workers to exit",
+        )
