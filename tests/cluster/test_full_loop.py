@@ -50,12 +50,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from mlflow.tracking import MlflowClient
 
 import textops
-from tests.cluster import local_pods
+from tests.cluster import local_pods, operator_access
 from tests.plugins.cluster import wait_until
 from textops.data.sources import builtin_corpus
 from textops.devcluster import Cluster
@@ -75,9 +74,6 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_FILE = ROOT / "manifests" / "crd" / "modeldeployments.textops.io.yaml"
-RBAC_DIR = ROOT / "manifests" / "rbac"
-SA_NAMESPACE, SA_NAME = "textops-system", "textops-operator"
 NAME = "reviews"  # the ModelDeployment, its Deployment and Service
 SECRET = "textops-credentials"
 SEED_PER_CLASS, JOB_PER_CLASS = 100, 500
@@ -95,8 +91,6 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 
 # --------------------------------------------------------------------------- fixtures
-# The operator fixtures are a small copy of tests/cluster/test_operator.py's (that module is
-# not importable as a fixture library).
 
 
 @pytest.fixture(scope="module")
@@ -104,25 +98,10 @@ def operator_kubeconfig(
     k8s_cluster: Cluster, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """The CRD, the RBAC manifests, and a kubeconfig with the operator's ServiceAccount token."""
-    kubectl("apply", "--server-side", "-f", str(CRD_FILE), check=True)
-    kubectl("wait", "--for=condition=Established", "crd/modeldeployments.textops.io", check=True)
-    kubectl("apply", "-f", str(RBAC_DIR), check=True)
-    wait_until(
-        "operator ServiceAccount",
-        lambda: kubectl("get", "sa", SA_NAME, "-n", SA_NAMESPACE).returncode == 0,
-        timeout=30,
+    operator_access.apply_crd(kubectl)
+    return operator_access.operator_kubeconfig(
+        k8s_cluster, kubectl, tmp_path_factory.mktemp("e2e-operator")
     )
-    token = kubectl(
-        "create", "token", SA_NAME, "-n", SA_NAMESPACE, "--duration=2h", check=True
-    ).stdout.strip()
-    config = yaml.safe_load(k8s_cluster.kubeconfig.read_text())
-    user = config["contexts"][0]["context"]["user"]
-    for entry in config["users"]:
-        if entry["name"] == user:
-            entry["user"] = {"token": token}
-    path = tmp_path_factory.mktemp("e2e-operator") / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 @pytest.fixture

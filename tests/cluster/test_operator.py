@@ -39,6 +39,8 @@ from kubernetes.client.exceptions import ApiException
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from tests.cluster import operator_access
+from tests.cluster.operator_access import SA_NAME, SA_NAMESPACE, apply_crd
 from tests.plugins.cluster import wait_until
 from textops.devcluster import Cluster
 from textops.devservers.procs import ManagedProcess, start_process
@@ -50,10 +52,7 @@ from textops.operator.spec import GROUP, PLURAL, RETRAIN_ANNOTATION, VERSION, fo
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_FILE = ROOT / "manifests" / "crd" / "modeldeployments.textops.io.yaml"
-RBAC_DIR = ROOT / "manifests" / "rbac"
 OPERATOR_MANIFEST = ROOT / "manifests" / "operator" / "deployment.yaml"
-SA_NAMESPACE, SA_NAME = "textops-system", "textops-operator"
 EXPERIMENT = "textops-operator-tests"
 FAILING_IMAGE = "fail.kwok.invalid/textops/training:test"  # kwok fails its pods (exit 1)
 SA_USER = f"system:serviceaccount:{SA_NAMESPACE}:{SA_NAME}"
@@ -65,9 +64,7 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture(scope="module")
 def crd(kube_api: Any, kubectl: Kubectl) -> None:
-    """The CRD from the manifest, Established."""
-    kubectl("apply", "--server-side", "-f", str(CRD_FILE), check=True)
-    kubectl("wait", "--for=condition=Established", "crd/modeldeployments.textops.io", check=True)
+    apply_crd(kubectl)
 
 
 @pytest.fixture(scope="module")
@@ -75,23 +72,9 @@ def operator_kubeconfig(
     k8s_cluster: Cluster, kubectl: Kubectl, crd: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """A kubeconfig authenticating as the operator's ServiceAccount (manifests/rbac/)."""
-    kubectl("apply", "-f", str(RBAC_DIR), check=True)
-    wait_until(
-        "operator ServiceAccount",
-        lambda: kubectl("get", "sa", SA_NAME, "-n", SA_NAMESPACE).returncode == 0,
-        timeout=30,
+    return operator_access.operator_kubeconfig(
+        k8s_cluster, kubectl, tmp_path_factory.mktemp("operator")
     )
-    token = kubectl(
-        "create", "token", SA_NAME, "-n", SA_NAMESPACE, "--duration=2h", check=True
-    ).stdout.strip()
-    admin = yaml.safe_load(k8s_cluster.kubeconfig.read_text())
-    user = admin["contexts"][0]["context"]["user"]
-    for entry in admin["users"]:
-        if entry["name"] == user:
-            entry["user"] = {"token": token}
-    path = tmp_path_factory.mktemp("operator") / "kubeconfig"
-    path.write_text(yaml.safe_dump(admin))
-    return path
 
 
 @dataclass
