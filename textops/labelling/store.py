@@ -303,7 +303,9 @@ class LabelStore:
 
         InnoDB resolves concurrent inserts into the same unique index by aborting one of them
         (deadlock 1213, lock wait timeout 1205) and SQLite answers "database is locked"; both
-        mean "try again", and the retry is safe because the transaction was rolled back.
+        mean "try again", and the retry is safe because the transaction was rolled back. A
+        deadlock inside a savepoint rolls back the whole transaction, savepoint included, so
+        the driver then reports the savepoint as missing (1305) instead: the same conflict.
         """
         for attempt in range(RETRIES):
             try:
@@ -400,9 +402,12 @@ def _sample_row(s: CapturedSample) -> dict[str, Any]:
     }
 
 
+LOCK_CONFLICT_CODES = (1205, 1213, 1305)  # lock wait timeout, deadlock, savepoint rolled back
+
+
 def _is_lock_conflict(exc: OperationalError) -> bool:
     code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-    return code in (1205, 1213) or "database is locked" in str(exc.orig)
+    return code in LOCK_CONFLICT_CODES or "database is locked" in str(exc.orig)
 
 
 def _item(row: Any) -> QueueItem:
