@@ -8,6 +8,7 @@ port; the tests then talk HTTP to it. Every process is stopped by pid at the end
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import urllib.error
@@ -213,6 +214,12 @@ def test_metrics_are_valid_and_count(served: Served) -> None:
         text, "textops_text_unseen_characters_count", **ours
     )  # "hello ☃" was never seen in training
     assert _metric(text, "textops_model_info", uri=f"models:/{MODEL}/1", **ours) == 1
+    # the lineage of the loaded version, from its registry tags (see registry/lineage.py)
+    [info] = [line for line in text.splitlines() if line.startswith("textops_model_info{")]
+    lineage = dict(re.findall(r'(\w+)="([^"]*)"', info))
+    assert re.fullmatch(r"[0-9a-f]{32}", lineage["run_id"]), info
+    assert lineage["dataset"] and lineage["git_commit"], info
+    assert lineage["trigger"] == "" and lineage["image"] == "", info  # trained by hand, no image
     assert "bentoml_service_request_total" in text  # BentoML's own beside ours
 
 

@@ -91,3 +91,22 @@ def test_lineage_tags_name_the_code_and_the_operator_trigger() -> None:
         "false",
         "unknown",
     )
+
+
+def test_serving_lineage_reads_the_version_tags_and_keeps_one_label_set() -> None:
+    from textops.registry.lineage import SERVING_LINEAGE_LABELS, lineage_tags, serving_lineage
+
+    tags = {
+        **lineage_tags("img:1", env={"TEXTOPS_TRIGGER": "drift"}),
+        "textops.dataset.id": "ds-9",
+    }
+    lineage = serving_lineage("r1", tags)
+    assert lineage == {
+        "run_id": "r1",
+        "dataset": "ds-9",
+        "git_commit": tags["textops.git.commit"],
+        "image": "img:1",
+        "trigger": "drift",
+    }
+    # a version registered by hand: the same labels, empty
+    assert serving_lineage(None, {}) == dict.fromkeys(SERVING_LINEAGE_LABELS, "")

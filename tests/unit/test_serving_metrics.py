@@ -23,7 +23,7 @@ def test_every_metric_passes_promtool() -> None:
         pytest.fail("promtool is missing: make system-deps installs Debian's prometheus")
     registry = CollectorRegistry()
     metrics = ServingMetrics("reviews", "7", max_batch_size=16, registry=registry)
-    metrics.loaded("models:/reviews/7")
+    metrics.loaded("models:/reviews/7", {"run_id": "abc", "dataset": "ds-1", "trigger": "drift"})
     metrics.request("predict", "ok", 0.01)
     metrics.reject("predict", "empty_text")
     metrics.batch(3)

@@ -69,3 +69,21 @@ def lineage_tags(image_tag: str | None, env: dict[str, str] | None = None) -> di
     environ = os.environ if env is None else env
     tags.update({tag: environ[var] for var, tag in TRIGGER_ENV.items() if environ.get(var)})
     return tags
+
+
+# What a serving pod publishes about the version it loaded (``textops_model_info`` labels):
+# label -> the version tag holding it. Empty when the version lacks the tag (say, registered
+# by hand), so the label set stays the same for every version.
+SERVING_LINEAGE_TAGS = {
+    "dataset": "textops.dataset.id",
+    "git_commit": "textops.git.commit",
+    "image": "textops.image.tag",
+    "trigger": "textops.trigger",
+}
+SERVING_LINEAGE_LABELS = ("run_id", *SERVING_LINEAGE_TAGS)
+
+
+def serving_lineage(run_id: str | None, tags: dict[str, str]) -> dict[str, str]:
+    """The lineage labels of a registered version: its run and what its tags record."""
+    lineage = {label: tags.get(tag, "") for label, tag in SERVING_LINEAGE_TAGS.items()}
+    return {"run_id": run_id or "", **lineage}

@@ -159,7 +159,7 @@ class TextClassifierService:
         if self.config.drift_monitoring:
             self.drift = DriftMonitor(model.profile, window=self.config.drift_window)
         self.model = model
-        self.metrics.loaded(self.ref.uri)
+        self.metrics.loaded(self.ref.uri, model.lineage)
         # the model, its profile and the drift reference are long-lived objects: keep the
         # cyclic GC from walking them on every full collection (pauses of 70-270 ms were
         # logged under load, a suspect for the latency tail)

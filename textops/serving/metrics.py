@@ -16,6 +16,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from textops.monitoring.reference import NON_CHINESE_EDGES
+from textops.registry.lineage import SERVING_LINEAGE_LABELS
 from textops.serving.quality import TextQuality
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -129,8 +130,8 @@ class ServingMetrics:
         )
         self.info = Gauge(
             "textops_model_info",
-            "The served model version (always 1).",
-            [*BASE, "uri"],
+            "The served model version and its lineage: run, dataset, code, image, trigger (1).",
+            [*BASE, "uri", *SERVING_LINEAGE_LABELS],
             multiprocess_mode="max",
             registry=r,
         )
@@ -192,8 +193,10 @@ class ServingMetrics:
     def queue_size(self, queued: int) -> None:
         self.labelling_queue.labels(**self._bound).set(queued)
 
-    def loaded(self, uri: str) -> None:
-        self.info.labels(uri=uri, **self._bound).set(1)
+    def loaded(self, uri: str, lineage: dict[str, str] | None = None) -> None:
+        known = lineage or {}
+        labels = {label: known.get(label, "") for label in SERVING_LINEAGE_LABELS}
+        self.info.labels(uri=uri, **labels, **self._bound).set(1)
 
     def request(self, endpoint: str, outcome: str, seconds: float) -> None:
         bound = self._per_request.get((endpoint, outcome))

@@ -10,7 +10,7 @@ profile that travels inside the model becomes the reference for monitoring.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -81,6 +81,8 @@ class LoadedModel:
     ref: ModelRef
     classifier: TextClassifier
     profile: dict[str, Any]
+    # run, dataset, code, image and trigger of the version (see registry.lineage)
+    lineage: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -103,11 +105,13 @@ def load(settings: Settings, ref: ModelRef) -> LoadedModel:
     import mlflow.pyfunc
 
     from textops.model.pyfunc import TextClassifierModel
+    from textops.registry.lineage import serving_lineage
     from textops.registry.tracking import connect
 
     if not ref.pinned:
         raise RegistryError(f"{ref.uri} is not pinned; resolve it first")
-    connect(settings)
+    version = connect(settings).get_model_version(ref.name, str(ref.version))
+    lineage = serving_lineage(version.run_id, dict(version.tags or {}))
     python_model = mlflow.pyfunc.load_model(ref.uri).unwrap_python_model()
     if not isinstance(python_model, TextClassifierModel):
         raise RegistryError(f"{ref.uri} is not a textops text classifier")
@@ -117,4 +121,4 @@ def load(settings: Settings, ref: ModelRef) -> LoadedModel:
     if list(profile.get("classes", [])) != list(python_model.classifier.classes):
         raise RegistryError(f"{ref.uri}: the reference profile's classes differ from the model's")
     # the pyfunc has set the classifier up for serving (one XGBoost thread, fast layouts)
-    return LoadedModel(ref, python_model.classifier, profile)
+    return LoadedModel(ref, python_model.classifier, profile, lineage)
