@@ -30,9 +30,8 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from tests.plugins.cluster import wait_until
+from tests.plugins.cluster import gone, wait_until
 from tests.unit.test_chart_render import CHART, SCENARIOS
 from textops.devcluster import Cluster
 
@@ -119,16 +118,6 @@ def _secret_value(core: client.CoreV1Api, namespace: str, name: str, key: str) -
     return base64.b64decode(data[key]).decode()
 
 
-def _gone(read: Callable[[], object]) -> bool:
-    try:
-        read()
-    except ApiException as exc:
-        if exc.status == 404:
-            return True
-        raise
-    return False
-
-
 def test_helm_install_upgrade_uninstall(
     k8s_cluster: Cluster, kube_api: Any, k8s_namespace: str
 ) -> None:
@@ -183,7 +172,7 @@ def test_helm_install_upgrade_uninstall(
         p.name for p in (CHART / "dashboards").glob("*.json")
     )
     # The bucket hook Job completed (kwok's Job stage) and was deleted (hook-succeeded).
-    assert _gone(
+    assert gone(
         lambda: client.BatchV1Api(kube_api).read_namespaced_job(
             f"{base}-minio-buckets", k8s_namespace
         )
@@ -215,8 +204,8 @@ def test_helm_install_upgrade_uninstall(
     )
 
     helm(k8s_cluster, "uninstall", release, "--namespace", k8s_namespace, "--wait")
-    assert _gone(lambda: rbac.read_cluster_role(f"{base}-operator"))
-    assert _gone(lambda: apps.read_namespaced_deployment(f"{base}-operator", k8s_namespace))
+    assert gone(lambda: rbac.read_cluster_role(f"{base}-operator"))
+    assert gone(lambda: apps.read_namespaced_deployment(f"{base}-operator", k8s_namespace))
     assert ext.read_custom_resource_definition(CRD_NAME)  # kept: resource-policy keep
     assert core.read_namespaced_secret(f"{base}-mysql", k8s_namespace)  # kept with the data
 

@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.plugins.cluster import wait_until
+from tests.plugins.cluster import gone, wait_until
 from textops.devcluster import Cluster
 from textops.devcluster.cluster import write_kubeconfig
 
@@ -53,16 +53,6 @@ def _deployment(name: str, replicas: int) -> client.V1Deployment:
 def _condition(obj: Any, kind: str) -> bool:
     conditions = (obj.status.conditions if obj.status else None) or []
     return any(c.type == kind and c.status == "True" for c in conditions)
-
-
-def _gone(read: Callable[[], object]) -> bool:
-    try:
-        read()
-    except ApiException as exc:
-        if exc.status == 404:
-            return True
-        raise
-    return False
 
 
 @pytest.mark.cluster
@@ -136,7 +126,7 @@ def test_deleting_an_owner_collects_its_children(kube_api: Any, k8s_namespace: s
     core.delete_namespaced_config_map("owner", ns, propagation_policy="Background")
     wait_until(
         "ConfigMap child collected",
-        lambda: _gone(lambda: core.read_namespaced_config_map("child", ns)),
+        lambda: gone(lambda: core.read_namespaced_config_map("child", ns)),
         timeout=60,
     )
 
@@ -152,7 +142,7 @@ def test_deleting_an_owner_collects_its_children(kube_api: Any, k8s_namespace: s
     wait_until(
         "Deployment gc, its ReplicaSet and Pods gone",
         lambda: (
-            _gone(lambda: apps.read_namespaced_deployment("gc", ns))
+            gone(lambda: apps.read_namespaced_deployment("gc", ns))
             and not apps.list_namespaced_replica_set(ns, label_selector="app=gc").items
             and not core.list_namespaced_pod(ns, label_selector="app=gc").items
         ),

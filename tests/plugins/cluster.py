@@ -121,7 +121,7 @@ def k8s_namespace(k8s_cluster: Cluster, kube_api: Any) -> Iterator[str]:
     # Pods are refused by admission until the ServiceAccount controller made `default`.
     wait_until(
         f"ServiceAccount {name}/default",
-        lambda: _exists(lambda: core.read_namespaced_service_account("default", name)),
+        lambda: exists(lambda: core.read_namespaced_service_account("default", name)),
         timeout=60,
     )
     try:
@@ -130,7 +130,8 @@ def k8s_namespace(k8s_cluster: Cluster, kube_api: Any) -> Iterator[str]:
         core.delete_namespace(name)
 
 
-def _exists(read: Callable[[], object]) -> bool:
+def exists(read: Callable[[], object]) -> bool:
+    """Whether the object ``read`` fetches exists: 404 is "no", any other API error raises."""
     from kubernetes.client.exceptions import ApiException
 
     try:
@@ -140,6 +141,11 @@ def _exists(read: Callable[[], object]) -> bool:
             return False
         raise
     return True
+
+
+def gone(read: Callable[[], object]) -> bool:
+    """The object ``read`` fetches is deleted (404); any other API error raises."""
+    return not exists(read)
 
 
 def wait_until(what: str, probe: Callable[[], T], timeout: float = 60, interval: float = 0.2) -> T:
