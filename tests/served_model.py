@@ -7,6 +7,7 @@ promotes it and serves ``@champion`` with its own serving settings.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,6 +45,26 @@ def run_cli(home: Path, *argv: str) -> subprocess.CompletedProcess[str]:
         env=clean_env(home),
         timeout=300,
     )
+
+
+def call(
+    url: str,
+    body: bytes | dict | None = None,
+    content_type: str | None = "application/json",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict]:
+    """POST (or GET without a body); returns the status and the decoded JSON answer."""
+    data = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else body
+    request = urllib.request.Request(
+        url, data=data, method="POST" if data is not None else "GET", headers=headers or {}
+    )
+    if content_type and data is not None:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
 
 
 def http_status(url: str) -> int:

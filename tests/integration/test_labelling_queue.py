@@ -8,16 +8,13 @@ A small model is trained and promoted in a temporary home and served as a child 
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.served_model import serve_champion
+from tests.served_model import call, serve_champion
 from textops.devservers.procs import (
     ManagedProcess,
 )
@@ -36,18 +33,6 @@ class Served:
     url: str
     home: Path
     process: ManagedProcess
-
-
-def _call(url: str, body: dict | None = None) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
-    request = urllib.request.Request(url, data=data, headers=dict(AUTH))
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return int(response.status), json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +76,7 @@ def test_the_api_lists_the_ranked_queue_and_pages_it(served: Served) -> None:
         ]
     )
     api = f"{served.url}/labelling/api"
-    status, whole = _call(f"{api}/queue?limit=50")
+    status, whole = call(f"{api}/queue?limit=50", headers=AUTH)
     assert status == 200
     items = whole["items"]
     # business first, then the most uncertain; q-0 (uncertainty 0.825) would come third but
@@ -106,11 +91,13 @@ def test_the_api_lists_the_ranked_queue_and_pages_it(served: Served) -> None:
         assert item["score"] == pytest.approx(sum(item["score_parts"].values()), abs=1e-5)
         assert item["reason"] == "uncertain" and item["why"]
 
-    pages = [_call(f"{api}/queue?limit=2&offset={o}")[1]["items"] for o in (0, 2, 4)]
+    pages = [call(f"{api}/queue?limit=2&offset={o}", headers=AUTH)[1]["items"] for o in (0, 2, 4)]
     assert [i["id"] for page in pages for i in page] == [i["id"] for i in items]
 
-    status, _ = _call(f"{api}/labels", {"id": "q-3", "label": "酒店", "annotator": "ann"})
+    status, _ = call(
+        f"{api}/labels", {"id": "q-3", "label": "酒店", "annotator": "ann"}, headers=AUTH
+    )
     assert status == 200
-    after = _call(f"{api}/queue?limit=50")[1]["items"]
+    after = call(f"{api}/queue?limit=50", headers=AUTH)[1]["items"]
     assert [i["id"] for i in after] == ["q-1", "q-2", "q-4", "q-0"]
     assert after[0]["position"] == 0

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.served_model import http_status, run_cli, serve_champion
+from tests.served_model import call, http_status, run_cli, serve_champion
 from tests.synthetic import make_rows
 from textops.devservers.chromium import start_chromium
 from textops.devservers.ports import free_port
@@ -44,26 +44,6 @@ class Served:
     host_port: str
     home: Path
     process: ManagedProcess
-
-
-def call(
-    url: str,
-    body: bytes | dict | None = None,
-    content_type: str | None = "application/json",
-    headers: dict[str, str] | None = None,
-) -> tuple[int, dict]:
-    """POST (or GET without a body); returns the status and the decoded JSON answer."""
-    data = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else body
-    request = urllib.request.Request(
-        url, data=data, method="POST" if data is not None else "GET", headers=headers or {}
-    )
-    if content_type and data is not None:
-        request.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return int(response.status), json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 @pytest.fixture(scope="module")
