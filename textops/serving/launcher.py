@@ -45,7 +45,7 @@ def serve(settings: Settings, model_uri: str, host: str, port: int) -> int:
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        if _wait_ready(url, child):
+        if wait_ready(url, child):
             print(
                 f"textops: ready at {url}/ (page), {url}/predict, {url}/feedback, "
                 f"{url}/metrics, {url}/docs.json",
@@ -66,9 +66,9 @@ def serve(settings: Settings, model_uri: str, host: str, port: int) -> int:
                 child.kill()
 
 
-def _wait_ready(url: str, child: subprocess.Popen[bytes]) -> bool:
-    """True once /readyz answers 200; False if the child exits first."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
+def wait_ready(url: str, child: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT_S) -> bool:
+    """True once /readyz answers 200; False if the child exits first; raises on timeout."""
+    deadline = time.monotonic() + timeout
     while child.poll() is None:
         try:
             with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
@@ -77,6 +77,6 @@ def _wait_ready(url: str, child: subprocess.Popen[bytes]) -> bool:
         except (urllib.error.URLError, OSError):
             pass
         if time.monotonic() > deadline:
-            raise TextopsError(f"the service at {url} was not ready after {READY_TIMEOUT_S:.0f}s")
+            raise TextopsError(f"the service at {url} was not ready after {timeout:.0f}s")
         time.sleep(0.2)
     return False
