@@ -3,7 +3,7 @@
 One job: run a binary in its own session with its output in a log file, record who it is
 (pid plus kernel start time, so a recycled pid is never killed), and stop it and anything it
 forked by signalling its process group. Also the small helpers every start-up step needs:
-picking a free port and waiting on a condition with a deadline instead of sleeping blindly.
+picking free ports and waiting on a condition with a deadline instead of sleeping blindly.
 """
 
 from __future__ import annotations
@@ -21,19 +21,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from textops.devservers.procs import start_ticks_of
+
 T = TypeVar("T")
 _PR_SET_PDEATHSIG = 1
 
 
 class Timeout(RuntimeError):
     """A waited-for condition did not hold before its deadline."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that nobody listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -80,17 +75,6 @@ def wait_for(
         time.sleep(interval)
 
 
-def _start_time(pid: int) -> int | None:
-    """Kernel start time of `pid` in clock ticks, or None if there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ")".
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])  # field 22 overall
-
-
 # Resolved once in the parent: the child between fork and exec must only make the call.
 _prctl = ctypes.CDLL(None, use_errno=True).prctl
 
@@ -112,7 +96,7 @@ class ProcInfo:
 
     def running(self) -> bool:
         """True while the very process we started (not a recycled pid) is alive."""
-        if _start_time(self.pid) != self.start_time:
+        if start_ticks_of(self.pid) != self.start_time:
             return False
         try:
             state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -182,7 +166,7 @@ def start(
             # Only a prctl call: no locks, no allocation, so safe in a threaded parent.
             preexec_fn=_die_with_parent if die_with_parent else None,
         )
-    started = _start_time(popen.pid)
+    started = start_ticks_of(popen.pid)
     info = ProcInfo(name, popen.pid, started if started is not None else -1, str(log), list(argv))
     return Daemon(info, popen)
 

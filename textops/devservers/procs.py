@@ -54,7 +54,7 @@ def log_tail(path: Path, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _proc_start_ticks(pid: int) -> int | None:
+def start_ticks_of(pid: int) -> int | None:
     """Start time of `pid` in clock ticks since boot (Linux /proc), None if unknown."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -126,7 +126,7 @@ class ManagedProcess:
         """True while the pid still names the process we started."""
         if self.start_ticks is None:
             return True
-        return _proc_start_ticks(self.pid) == self.start_ticks
+        return start_ticks_of(self.pid) == self.start_ticks
 
     def alive(self) -> bool:
         if self.popen is not None:
@@ -226,7 +226,7 @@ def start_process(
         pid=popen.pid,
         log_path=log_path,
         argv=list(argv),
-        start_ticks=_proc_start_ticks(popen.pid),
+        start_ticks=start_ticks_of(popen.pid),
         popen=popen,
     )
 
