@@ -11,6 +11,11 @@ same program in this checkout, PATH, the ``/tmp`` emptyDir, the listening port).
 scrapes the local serving processes through a file_sd list that stands in for
 ``kubernetes_sd`` and the chart's relabelling (target = the local process; labels
 ``namespace``, ``pod``, ``modeldeployment``, ``model_version`` of the kwok pod it plays).
+It also scrapes the operator's own metrics (``--metrics-port``) with ``honor_labels``, as the
+chart's ``textops-operator`` job does; at the end every lifecycle panel on operator series
+(``E2E_ROUTE`` in tests/rules/panels.py) must return data, and the counters must say what
+happened: one drift retraining promoted, one manual retraining rejected, two rollouts. Once
+the ModelDeployment is deleted, the operator serves none of its series any more.
 
 Job ordering. kwok completes a Job's pod the moment it runs, but the operator looks for the
 Job's candidate (the version tagged with its trigger id) and the gate's verdict only for 2
@@ -35,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -56,9 +62,11 @@ from mlflow.tracking import MlflowClient
 import textops
 from tests.cluster import local_pods, operator_access
 from tests.plugins.cluster import wait_until
+from tests.rules.panels import E2E_ROUTE, dashboards, resolved_values, substitute, targets
 from textops.data.sources import builtin_corpus
 from textops.devcluster import Cluster
 from textops.devservers import S3Server
+from textops.devservers.ports import LOOPBACK, free_port
 from textops.devservers.procs import ManagedProcess, start_process
 from textops.devservers.procs import wait_until as wait_for_process
 from textops.devservers.prometheus import PrometheusServer
@@ -105,11 +113,18 @@ def operator_kubeconfig(
 
 
 @pytest.fixture
+def operator_metrics() -> str:
+    """Where the operator serves its metrics ("host:port", a free loopback port)."""
+    return f"{LOOPBACK}:{free_port()}"
+
+
+@pytest.fixture
 def operator(
     k8s_namespace: str,
     operator_kubeconfig: Path,
     mlflow_env: dict[str, str],
     kube_api: Any,
+    operator_metrics: str,
     tmp_path: Path,
 ) -> Iterator[ManagedProcess]:
     """``python -m textops.operator`` on the test's namespace, configured with the test servers.
@@ -119,12 +134,16 @@ def operator(
     """
     env = {**os.environ, **mlflow_env}
     env.update(KUBECONFIG=str(operator_kubeconfig), TEXTOPS_RECONCILE_SECONDS="1")
-    for var in ("TEXTOPS_SERVING_IMAGE", "TEXTOPS_TRAINING_IMAGE"):
+    for var in ("TEXTOPS_SERVING_IMAGE", "TEXTOPS_TRAINING_IMAGE", "TEXTOPS_METRICS_PORT"):
         env.pop(var, None)
     log = tmp_path / "operator.log"
+    port = operator_metrics.rsplit(":", 1)[1]
     process = start_process(
         "textops-operator",
-        [sys.executable, "-m", "textops.operator", "--namespace", k8s_namespace],
+        [
+            *(sys.executable, "-m", "textops.operator", "--namespace", k8s_namespace),
+            f"--metrics-port={port}",
+        ],
         log,
         env=env,
         cwd=ROOT,
@@ -216,8 +235,11 @@ def history(k8s: K8s) -> list[tuple[str, str | None, str | None]]:
 # --------------------------------------------------------------------------- servers and data
 
 
-def start_prometheus(base: Path, targets_file: Path) -> PrometheusServer:
-    """Prometheus discovering its targets from a file_sd list (see local_pods.scrape_targets)."""
+def start_prometheus(base: Path, targets_file: Path, operator: str) -> PrometheusServer:
+    """Prometheus discovering the serving pods from a file_sd list (see
+    local_pods.scrape_targets) and scraping the operator at ``operator`` ("host:port") with
+    honor_labels, as the chart's textops-operator job does (its namespace label is the
+    ModelDeployment's)."""
     base.mkdir(parents=True, exist_ok=True)
     targets_file.write_text("[]", "utf-8")
     config = {
@@ -226,7 +248,12 @@ def start_prometheus(base: Path, targets_file: Path) -> PrometheusServer:
             {
                 "job_name": "textops-serving",
                 "file_sd_configs": [{"files": [str(targets_file)], "refresh_interval": "1s"}],
-            }
+            },
+            {
+                "job_name": "textops-operator",
+                "honor_labels": True,
+                "static_configs": [{"targets": [operator]}],
+            },
         ],
     }
     return start_local_prometheus(base, [], die_with_parent=True, config=config)
@@ -312,6 +339,8 @@ class Loop:
     serving: dict[str, tuple[local_pods.Running, dict[str, Any]]]
     t0: float
     drift_budget: dict[str, float] = field(default_factory=dict)  # by version, texts/s
+    # by Job: the checkout's HEAD before and after its local run (others may commit meanwhile)
+    heads: dict[str, set[str]] = field(default_factory=dict)
 
     def mark(self, what: str) -> None:
         print(f"[e2e {time.monotonic() - self.t0:6.1f}s] {what}", flush=True)
@@ -404,6 +433,7 @@ class Loop:
         assert env["TEXTOPS_TRIGGER"] == trigger
         assert env["TEXTOPS_TRIGGER_ID"] == job["metadata"]["annotations"][f"{GROUP}/trigger-id"]
         assert env["TEXTOPS_MIN_IMPROVEMENT"] == repr(MIN_IMPROVEMENT)
+        self.heads[name] = {_head()}
         running = local_pods.start(local, self.workdir)
         try:
             code: int = wait_until(
@@ -414,6 +444,7 @@ class Loop:
             )[0]
         finally:
             running.stop()
+        self.heads[name].add(_head())
         assert code == 0, f"Job {name} exited {code}:\n{running.tail(80)}"
         # the operator acts on the Job's completion only: nothing recorded yet
         last = self.k8s.status()["lastRetraining"]
@@ -433,6 +464,7 @@ class Loop:
 
 def test_drift_retrains_promotes_and_rolls_out_then_a_candidate_without_new_data_is_rejected(
     operator: ManagedProcess,
+    operator_metrics: str,
     k8s_namespace: str,
     kube_api: Any,
     mlflow_env: dict[str, str],
@@ -478,7 +510,7 @@ def test_drift_retrains_promotes_and_rolls_out_then_a_candidate_without_new_data
     )
 
     with contextlib.ExitStack() as cleanup:
-        prometheus = start_prometheus(tmp_path / "prometheus", loop.targets_file)
+        prometheus = start_prometheus(tmp_path / "prometheus", loop.targets_file, operator_metrics)
         cleanup.callback(prometheus.stop)
         cleanup.callback(loop.stop_all)
         cleanup.callback(k8s.cordon, False)
@@ -582,7 +614,9 @@ def test_drift_retrains_promotes_and_rolls_out_then_a_candidate_without_new_data
         assert order == sorted(order)
         [promoted] = [h for h in k8s.status()["history"] if h["event"] == "Promoted"]
         assert candidate.tags["textops.gate.reason"] in promoted["message"]
-        _assert_lineage(loop, v2, tid1, ds2, namespace=k8s_namespace, champion_before=v1)
+        _assert_lineage(
+            loop, v2, tid1, ds2, loop.heads[job1_name], k8s_namespace, champion_before=v1
+        )
         loop.mark(f"v{v2} promoted and served; history {[e[0] for e in events]}")
 
         # v2 tells reviews from news (v1, from 200 reviews, flags any traffic: its vocabulary
@@ -609,6 +643,15 @@ def test_drift_retrains_promotes_and_rolls_out_then_a_candidate_without_new_data
             timeout=60,
         )
         assert k8s.condition("Drifting")["status"] == "False"
+        assert k8s.status()["phase"] == "Serving"
+        wait_until(
+            "the operator's phase gauge Serving in Prometheus",
+            lambda: (
+                _values(prometheus, f'textops_operator_phase{{name="{NAME}"}} == 1')
+                == {"Serving": 1.0}
+            ),
+            timeout=30,
+        )
 
         # drift on v2 is read from its own pod, and the 6h cooldown holds the next Job
         loop.send(served_v2.pod.url, shifted, v2)
@@ -686,7 +729,94 @@ def test_drift_retrains_promotes_and_rolls_out_then_a_candidate_without_new_data
         assert len(k8s.jobs()) == 2
         assert operator.alive()
         loop.mark(f"v{v3} rejected; v{v2} still served")
+
+        # 8. the operator's metrics tell the same story, and every lifecycle panel shows it
+        _assert_operator_metrics(prometheus, k8s, v2, ds2["id"])
+        loop.mark("the operator's metrics and lifecycle panels agree")
+
+        # 9. deleted: the operator releases its finalizer after dropping the label sets
+        k8s.custom.delete_namespaced_custom_object(GROUP, VERSION, k8s_namespace, PLURAL, NAME)
+        wait_until(
+            "the ModelDeployment gone",
+            lambda: (
+                not k8s.custom.list_namespaced_custom_object(GROUP, VERSION, k8s_namespace, PLURAL)[
+                    "items"
+                ]
+            ),
+            timeout=60,
+        )
+        with urllib.request.urlopen(f"http://{operator_metrics}/metrics", timeout=10) as response:
+            exposed = response.read().decode()
+        assert "textops_operator_phase" in exposed  # the families stay, without samples
+        assert f'name="{NAME}"' not in exposed, exposed
     print(f"[e2e] total {time.monotonic() - t0:.0f}s")
+
+
+def _values(prometheus: PrometheusServer, expr: str, label: str = "phase") -> dict[str, float]:
+    """``{value of label: sample}`` of an instant query."""
+    return {r["metric"].get(label, ""): float(r["value"][1]) for r in prometheus.query(expr)}
+
+
+def _assert_operator_metrics(
+    prometheus: PrometheusServer, k8s: K8s, version: str, dataset: str
+) -> None:
+    """Exact counters and gauges after the story, then every E2E_ROUTE panel query (with the
+    variables resolved from the data, as Grafana would) returning a finite sample."""
+    sel = f'namespace="{k8s.ns}",name="{NAME}"'
+    wait_until(
+        "the rejection scraped from the operator",
+        lambda: prometheus.query(
+            f'textops_operator_promotions_total{{{sel},decision="rejected"}} == 1'
+        ),
+        timeout=60,
+    )
+    retrainings = {
+        (r["metric"]["trigger"], r["metric"]["outcome"]): float(r["value"][1])
+        for r in prometheus.query(f"textops_operator_retrainings_total{{{sel}}} > 0")
+    }
+    assert retrainings == {("drift", "succeeded"): 1.0, ("manual", "succeeded"): 1.0}
+    promotions = _values(prometheus, f"textops_operator_promotions_total{{{sel}}}", "decision")
+    assert promotions == {"promoted": 1.0, "rejected": 1.0}
+    rollouts = _values(prometheus, f"textops_operator_rollouts_total{{{sel}}}", "outcome")
+    assert rollouts == {"rolled_out": 2.0, "rolled_back": 0.0}  # v1, then v2
+    durations = prometheus.query(
+        f'textops_operator_retraining_duration_seconds_count{{{sel},outcome="succeeded"}}'
+    )
+    assert [float(r["value"][1]) for r in durations] == [2.0]
+    [info] = prometheus.query(f"textops_operator_serving_version_info{{{sel}}}")
+    lineage = {k: info["metric"][k] for k in ("version", "dataset", "trigger")}
+    assert lineage == {"version": version, "dataset": dataset, "trigger": "drift"}, info
+    assert info["metric"]["run_id"], info
+    phase = k8s.status()["phase"]
+    wait_until(
+        f"the phase gauge {phase}",
+        lambda: _values(prometheus, f"textops_operator_phase{{{sel}}} == 1") == {phase: 1.0},
+        timeout=30,
+    )
+    assert _values(prometheus, f"textops_operator_retraining_running{{{sel}}}", "name") == {
+        NAME: 0.0
+    }
+    ready = prometheus.query(f'textops_operator_condition{{{sel},type="Ready"}} == 1')
+    assert [r["metric"]["status"] for r in ready] == [k8s.condition("Ready")["status"]]
+
+    boards = dashboards()
+    for target in targets():
+        if (target.dashboard, target.panel) not in E2E_ROUTE:
+            continue
+        values = resolved_values(prometheus.query, boards[target.dashboard])
+        assert values["name"] == NAME, values
+        expr = substitute(target.expr, values)
+        result = prometheus.query(expr)
+        assert result, f"empty panel {target.key}: {expr}"
+        samples = [float(r["value"][1]) for r in result]
+        assert any(math.isfinite(v) for v in samples), f"{target.key} has only {samples}: {expr}"
+
+
+def _head() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
 
 
 def _exited(process: ManagedProcess) -> tuple[int] | None:
@@ -704,15 +834,18 @@ def _assert_lineage(
     version: str,
     trigger_id: str,
     dataset: dict[str, Any],
+    heads: set[str],
     namespace: str,
     champion_before: str,
 ) -> None:
-    """From the history's version to its run, dataset, code, trigger and the gate's numbers."""
+    """From the history's version to its run, dataset, code, trigger and the gate's numbers.
+
+    ``heads``: the checkout's HEAD when the Job ran (one of them, if someone committed then).
+    """
     mv = loop.registry.get_model_version(loop.model, version)
     run = loop.registry.get_run(mv.run_id)
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    commit = mv.tags["textops.git.commit"]
+    assert commit in heads, (commit, heads)
     for tags in (mv.tags, run.data.tags):
         assert tags["textops.dataset.id"] == dataset["id"]
         assert tags["textops.dataset.sha256"] == dataset["sha256"]

@@ -9,12 +9,14 @@ evaluated through `/api/v1/query`, with the template variables substituted as Gr
 (the model and version variables resolved from the data); each must return at least one finite
 sample: an empty panel fails.
 
-Panels on series only a real cluster has (cAdvisor, kube-state-metrics) or on the operator's
-metrics (specified in docs/dashboards.md, not implemented yet) are listed in PROMTOOL_ROUTE:
-they are proven by `promtool test rules` on tests/rules/dashboards.test.yaml instead, and
-`test_every_panel_is_covered_by_one_route` checks that each of their queries is there with
-expected samples. Grafana itself cannot run here: tests/unit/test_dashboards_json.py checks
-the JSON's structure and data-source references.
+Panels on series only a real cluster has (cAdvisor, kube-state-metrics) are listed in
+PROMTOOL_ROUTE: they are proven by `promtool test rules` on tests/rules/dashboards.test.yaml
+instead. Panels on the operator's metrics are listed in E2E_ROUTE: tests/cluster/test_full_loop.py
+evaluates them against a real Prometheus scraping the real operator after a whole retraining
+story. `test_every_panel_is_covered_by_one_route` checks that every panel is on exactly one
+route and that each PROMTOOL_ROUTE query has expected samples there. Grafana itself cannot run
+here: tests/unit/test_dashboards_json.py checks the JSON's structure and data-source
+references (the route tables live in tests/rules/panels.py).
 """
 
 from __future__ import annotations
@@ -36,12 +38,15 @@ import pytest
 import yaml
 
 from tests.rules.panels import (
+    E2E_ROUTE,
+    PROMTOOL_ROUTE,
     RULES,
     Target,
     dashboards,
     default_values,
     normalise,
     promql_expr_tests,
+    resolved_values,
     substitute,
     targets,
 )
@@ -59,32 +64,7 @@ MODEL = "reviews-sentiment"
 MAX_CHARS = 50
 FEEDBACK = 20
 
-# Panels proven with promtool unit data (tests/rules/dashboards.test.yaml), and why.
-CLUSTER = "cAdvisor / kube-state-metrics series: only a real cluster has them"
-OPERATOR = "operator metrics (docs/dashboards.md specifies them; the operator exports none yet)"
-PROMTOOL_ROUTE: dict[tuple[str, str], str] = {
-    ("textops-lifecycle", "Serving version per ModelDeployment (operator)"): OPERATOR,
-    ("textops-lifecycle", "Retrainings in range"): OPERATOR,
-    ("textops-lifecycle", "Retrainings by trigger and outcome"): OPERATOR,
-    ("textops-lifecycle", "Retraining running"): OPERATOR,
-    ("textops-lifecycle", "Retraining duration"): OPERATOR,
-    ("textops-lifecycle", "Retraining Jobs (kube-state-metrics)"): CLUSTER,
-    ("textops-lifecycle", "Promotion gate decisions"): OPERATOR,
-    ("textops-lifecycle", "Rollouts and rollbacks"): OPERATOR,
-    ("textops-lifecycle", "ModelDeployment phase"): OPERATOR,
-    ("textops-platform", "Available vs desired replicas"): CLUSTER,
-    ("textops-platform", "Serving containers ready"): CLUSTER,
-    ("textops-platform", "Container restarts"): CLUSTER,
-    ("textops-platform", "Last termination reason"): CLUSTER,
-    ("textops-platform", "CPU per serving pod"): CLUSTER,
-    ("textops-platform", "Memory per serving pod"): CLUSTER,
-    ("textops-platform", "CPU throttling"): CLUSTER,
-    ("textops-platform", "CPU per model version"): CLUSTER,
-    ("textops-platform", "Memory per model version"): CLUSTER,
-    ("textops-platform", "CPU of retraining Jobs"): CLUSTER,
-    ("textops-platform", "Memory of retraining Jobs"): CLUSTER,
-}
-SERVED = [t for t in targets() if (t.dashboard, t.panel) not in PROMTOOL_ROUTE]
+SERVED = [t for t in targets() if (t.dashboard, t.panel) not in PROMTOOL_ROUTE | E2E_ROUTE]
 
 
 @dataclass
@@ -258,25 +238,9 @@ def traffic(stack: Stack) -> Stack:
     return stack
 
 
-def _resolved_values(prometheus: PrometheusServer, board: dict[str, Any]) -> dict[str, str]:
-    """Grafana's variable values: a query variable takes its first value from the data (as a
-    person picking the model would), or "All" (.*) when the data has no such label."""
-    values = default_values(board)
-    for var in board["templating"]["list"]:
-        if var["type"] != "query":
-            continue
-        inner = var["definition"].removeprefix("label_values(").removesuffix(")")
-        selector, label = (part.strip() for part in inner.rsplit(",", 1))
-        query = f"group by ({label}) ({substitute(selector, values)})"
-        found = sorted(r["metric"][label] for r in prometheus.query(query) if label in r["metric"])
-        if found:
-            values[var["name"]] = found[0]
-    return values
-
-
 def test_model_and_version_variables_list_the_served_model(traffic: Stack) -> None:
     for board in dashboards().values():
-        values = _resolved_values(traffic.prometheus, board)
+        values = resolved_values(traffic.prometheus.query, board)
         assert (values["model"], values["version"]) == (MODEL, "1"), board["uid"]
         assert values["namespace"] == ".*"  # no namespace label outside a cluster: "All"
 
@@ -284,7 +248,7 @@ def test_model_and_version_variables_list_the_served_model(traffic: Stack) -> No
 @pytest.mark.parametrize("target", SERVED, ids=lambda t: t.key)
 def test_served_panel_returns_data(traffic: Stack, target: Target) -> None:
     board = dashboards()[target.dashboard]
-    expr = substitute(target.expr, _resolved_values(traffic.prometheus, board))
+    expr = substitute(target.expr, resolved_values(traffic.prometheus.query, board))
     result = traffic.prometheus.query(expr)
     assert result, f"empty panel {target.key}: {expr}"
     values = [float(r["value"][1]) for r in result]
@@ -294,16 +258,19 @@ def test_served_panel_returns_data(traffic: Stack, target: Target) -> None:
 def test_every_panel_is_covered_by_one_route(traffic: Stack) -> None:
     everything = targets()
     panels = {(t.dashboard, t.panel) for t in everything}
-    assert set(PROMTOOL_ROUTE) <= panels, f"stale entries: {set(PROMTOOL_ROUTE) - panels}"
-    assert {(t.dashboard, t.panel) for t in SERVED} | set(PROMTOOL_ROUTE) == panels
+    routed = set(PROMTOOL_ROUTE) | set(E2E_ROUTE)
+    assert not set(PROMTOOL_ROUTE) & set(E2E_ROUTE), "a panel on two routes"
+    assert routed <= panels, f"stale entries: {routed - panels}"
+    assert {(t.dashboard, t.panel) for t in SERVED} | routed == panels
     unit_data = promql_expr_tests()
     boards = dashboards()
     for target in everything:
-        if (target.dashboard, target.panel) not in PROMTOOL_ROUTE:
+        if (target.dashboard, target.panel) not in routed:
             continue
         expr = substitute(target.expr, default_values(boards[target.dashboard]))
-        assert unit_data.get(normalise(expr)), f"{target.key} lacks promtool unit data: {expr}"
-        # the real engine accepts it too (no cluster here: no data, but no error either)
+        if (target.dashboard, target.panel) in PROMTOOL_ROUTE:
+            assert unit_data.get(normalise(expr)), f"{target.key} lacks promtool unit data: {expr}"
+        # the real engine accepts it too (no cluster or operator here: no data, but no error)
         traffic.prometheus.query(expr)
 
 

@@ -85,3 +85,11 @@ def watch(name: str, namespace: str | None, memo: Any, logger: kopf.Logger, **_:
         reconcile.tick(memo.world, namespace, name)  # converge, then observe
     except (reconcile.InvalidSpec, reconcile.RegistryDown) as exc:
         logger.info("not converged: %s", exc)  # already in status; the next tick retries
+
+
+@kopf.on.delete(*RESOURCE, optional=True)
+def forget(name: str, namespace: str | None, **_: Any) -> None:
+    """Drop the resource's metrics. Optional: the timer's finalizer already brings deletions
+    here, and the children go with the garbage collector, so nothing else is to be done."""
+    assert namespace is not None  # the CRD is namespaced
+    reconcile.forget(namespace, name)

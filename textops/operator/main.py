@@ -3,7 +3,9 @@
 ``python -m textops.operator`` (or ``textops operator``) uses the in-cluster ServiceAccount
 when it runs in a pod and the current kubeconfig otherwise. Without ``--namespace`` it
 watches every namespace (what the ClusterRole in ``manifests/rbac/`` grants); with one or more
-it watches only those.
+it watches only those. ``--metrics-port`` (``TEXTOPS_METRICS_PORT``) serves the operator's
+Prometheus metrics (``metrics.py``); off by default, so that operators started side by side
+(tests, benchmarks) do not contend for one port: the Helm chart turns it on (8081).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 import kopf
 
 import textops.operator.handlers  # noqa: F401  (importing registers the handlers)
+from textops.operator import metrics
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -36,6 +39,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="URL",
         help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("TEXTOPS_METRICS_PORT") or 0),
+        metavar="PORT",
+        help="serve Prometheus metrics at :PORT/metrics (env TEXTOPS_METRICS_PORT); 0: off",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
 
@@ -49,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.verbose:
         # Kopf logs every successful timer run at INFO: every few seconds per resource.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    metrics.serve(args.metrics_port)  # before Kopf: a taken port fails the start, not later
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace,

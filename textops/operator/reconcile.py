@@ -5,6 +5,8 @@ Each pass re-reads the resource from the API first (a handler's ``body`` may be 
 status another pass just wrote) and runs under a per-resource lock, so the create/update
 handler and the timer never interleave their writes within one operator process. Everything a
 later pass needs is written to the resource's status or to the children, never kept here.
+Every status write also updates the operator's metrics (``metrics.py``) from the resource as
+written, so they follow each pass, failed ones included.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from textops.operator import prometheus_io, registry_io
+from textops.operator import metrics, prometheus_io, registry_io
 from textops.operator.builders import (
     build_deployment,
     build_retraining_job,
@@ -95,6 +97,25 @@ def tick(world: World, namespace: str, name: str) -> None:
         _observe(world, _converge(world, body))
 
 
+FORGET_WAIT_SECONDS = 5.0
+
+
+def forget(namespace: str, name: str) -> None:
+    """The resource is being deleted: drop its metrics' label sets.
+
+    Under its lock when it can be had soon, so a pass in flight cannot put them back afterwards
+    (later passes see the deletion timestamp and stop before writing); a pass stuck on a slow
+    registry must not hold up the deletion, so after a few seconds they are dropped anyway.
+    """
+    lock = lock_for(namespace, name)
+    locked = lock.acquire(timeout=FORGET_WAIT_SECONDS)
+    try:
+        metrics.EXPORTER.forget(namespace, name)
+    finally:
+        if locked:
+            lock.release()
+
+
 def _converge(world: World, body: dict[str, Any]) -> dict[str, Any]:
     """One rollout pass over ``body``; the resource as it is after the status write."""
     meta = body["metadata"]
@@ -141,14 +162,17 @@ def _parse_or_fail(world: World, body: dict[str, Any]) -> ModelDeployment:
 
 
 def _write(world: World, body: dict[str, Any], old: Status, plan: RolloutPlan) -> dict[str, Any]:
-    """Patch the status (when it changed) and post the Events; the resource after the write."""
+    """Patch the status (when it changed), post the Events, export the metrics; the resource
+    after the write."""
     meta = body["metadata"]
     patch = status_patch(old, plan.status)
     written = world.kube.patch_status(meta["namespace"], meta["name"], patch) if patch else None
     for event in plan.events:
         log.info("%s/%s %s: %s", meta["namespace"], meta["name"], event.reason, event.message)
         world.kube.post_event(body, event.type, event.reason, event.message)
-    return written if written is not None else body
+    after = written if written is not None else body
+    metrics.EXPORTER.update(after, before=body)
+    return after
 
 
 def _observe(world: World, body: dict[str, Any]) -> None:
