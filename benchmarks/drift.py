@@ -20,9 +20,17 @@ held-out rows, see benchmarks/drift_evidently.py). Prints a table of detection r
 row is the false-alarm rate), times per verdict, ratios; writes a plot of detection rate vs
 mix share.
 
+With ``--embeddings-dir DIR`` (a local ``save_pretrained`` encoder) or ``--tiny-random-bert``
+the reference also gets the embedding section and the monitor ``embedding_mean_z``, fed with
+each text's sentence embedding (the classifier itself stays the default one: the statistic
+only needs the encoder). The tiny random BERT (2 layers, 32 dimensions, random weights, its
+vocabulary the fit texts' characters) is built in a temporary folder: it measures the cost and
+the plumbing, not what a trained encoder would detect; it tells texts apart by their tokens.
+
     python benchmarks/drift.py [--windows 50] [--null-windows 200] [--evidently-windows 20]
                                [--out FILE.json]
                                [--cache DIR]
+                               [--plot FILE.png] [--embeddings-dir DIR | --tiny-random-bert]
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ import numpy as np
 from textops.data.sources import builtin_corpus
 from textops.data.split import split_indices
 from textops.data.validation import validate_records
+from textops.features.embeddings import TransformerEmbeddings
 from textops.model.classifier import TextClassifier
 from textops.monitoring.drift import DriftMonitor, js_distance
 from textops.monitoring.reference import build_reference_profile
@@ -101,6 +110,27 @@ class Baseline:
                 if not c.isspace():
                     counts[self.index.get(c, other)] += 1
         return float(js_distance(counts, self.p)[0])
+
+
+def tiny_random_bert(folder: Path, texts: Sequence[str]) -> Path:
+    """A 2-layer, 32-dimensional BERT with random weights over the characters of ``texts``."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += sorted({c for t in texts for c in t if not c.isspace()})
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", "utf-8")
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(folder)
+    return folder
 
 
 def draw(rng: np.random.Generator, pool: int, k: int) -> np.ndarray:
@@ -164,6 +194,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="also write the results as JSON")
     parser.add_argument("--cache", type=Path, help="keep the fitted classifier here for reruns")
+    parser.add_argument("--plot", type=Path, default=RESULTS / "drift.png", help="plot file")
+    encoders = parser.add_mutually_exclusive_group()
+    encoders.add_argument(
+        "--embeddings-dir", type=Path, help="also monitor this encoder's embeddings"
+    )
+    encoders.add_argument(
+        "--tiny-random-bert", action="store_true", help="the same with a random tiny BERT (cost)"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
 
@@ -198,8 +236,40 @@ def main() -> int:
     news_sample = [int(i) for i in rng.choice(len(news_x), size=5000, replace=False)]
     news_x = [news_x[i] for i in news_sample]
     news_p = model.predict_proba(news_x)
+    embed: dict[str, Any] = {"live": None, "news": None, "fit": None, "hold": None}
+    encode_seconds = 0.0
+    if args.embeddings_dir or args.tiny_random_bert:
+        # torch re-imports the stdlib ``operator``, which benchmarks/operator.py (this script's
+        # folder, first on sys.path) would shadow
+        here = Path(__file__).resolve().parent
+        sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+        folder = args.embeddings_dir or tiny_random_bert(Path(tempfile.mkdtemp()), fit_x)
+        encoder = TransformerEmbeddings(folder)
+        started = time.perf_counter()
+        # its own generator: the windows stay those of a run without an encoder
+        sample = np.random.default_rng(args.seed + 1).choice(
+            len(fit_x), min(len(fit_x), 5000), False
+        )
+        fit_sample = [fit_x[i] for i in sorted(sample)]
+        for name, part in (
+            ("fit", fit_sample),
+            ("hold", hold_x),
+            ("live", live_x),
+            ("news", news_x),
+        ):
+            embed[name] = encoder.transform(part)
+        encode_seconds = time.perf_counter() - started
+        say(f"encoded {sum(len(e) for e in embed.values())} texts in {encode_seconds:.0f} s")
     started = time.perf_counter()
-    profile = build_reference_profile(fit_x, fit_y, model.classes, hold_p, holdout_texts=hold_x)
+    profile = build_reference_profile(
+        fit_x,
+        fit_y,
+        model.classes,
+        hold_p,
+        holdout_texts=hold_x,
+        embeddings=embed["fit"],
+        holdout_embeddings=embed["hold"],
+    )
     say(f"reference profile + calibration in {time.perf_counter() - started:.1f} s")
     baseline = Baseline(fit_x, hold_x, args.seed)
 
@@ -212,6 +282,7 @@ def main() -> int:
         f"news {len(news_x)}"
     )
     pools = {"live": (live_x, live_p), "news": (news_x, news_p)}
+    pool_embeddings = {"live": embed["live"], "news": embed["news"]}
     scenarios = build_windows(
         rng,
         live,
@@ -242,7 +313,8 @@ def main() -> int:
             started = time.perf_counter()
             for pool, i in window:
                 x, p = pools[pool]
-                monitor.observe(x[i], p[i])
+                e = pool_embeddings[pool]
+                monitor.observe(x[i], p[i], None if e is None else e[i])
             observe_seconds.append(time.perf_counter() - started)
             started = time.perf_counter()
             report = monitor.evaluate()
@@ -307,11 +379,15 @@ def main() -> int:
         "textops_observe_window_s": float(np.median(observe_seconds)),
         "baseline_s": float(np.median(baseline_seconds)),
         "evidently_s": float(np.median(evidently_seconds)) if evidently_seconds else None,
+        "encode_s": encode_seconds,
     }
     summary = {
         "windows": args.windows,
         "evidently_windows": args.evidently_windows,
         "window": WINDOW,
+        "encoder": str(
+            args.embeddings_dir or ("tiny random BERT" if args.tiny_random_bert else "")
+        ),
         "thresholds_at_1000": {
             name: values[profile["drift"]["window_sizes"].index(WINDOW)]
             for name, values in profile["drift"]["thresholds"].items()
@@ -323,7 +399,7 @@ def main() -> int:
         "results": results,
     }
     print_table(summary)
-    plot(results, RESULTS / "drift.png")
+    plot(results, args.plot)
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2, ensure_ascii=False), "utf-8")
     return 0

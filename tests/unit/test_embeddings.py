@@ -1,5 +1,6 @@
-"""Transformer embeddings from a local folder: a tiny BERT with a generated vocabulary is built
-here (no hub, no download) to exercise the real loading and encoding code."""
+"""Transformer embeddings from a local folder: a tiny BERT with a generated vocabulary (the
+``tiny_bert`` fixture in tests/conftest.py: no hub, no download) exercises the real loading and
+encoding code."""
 
 from __future__ import annotations
 
@@ -13,31 +14,6 @@ from tests.synthetic import make_rows, write_jsonl
 from textops.errors import TextopsError
 from textops.features.embeddings import TransformerEmbeddings
 from textops.model.classifier import ClassifierParams, TextClassifier, XGBoostParams
-
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    chars = sorted({ch for text, _ in make_rows(80, classes=4) for ch in text})
-    vocab = SPECIAL + chars
-    # only a vocab.txt beside config.json: the loading code must build the tokenizer from the
-    # folder (transformers 5 silently ignores BertTokenizerFast(vocab_file=...): 5 tokens)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", "utf-8")
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(folder)
-    (folder / "vocab-size.json").write_text(json.dumps(len(vocab)))
-    return folder
 
 
 def test_local_model_loads_offline_with_its_real_vocabulary(tiny_bert: Path) -> None:
@@ -96,3 +72,16 @@ def test_registered_model_carries_its_encoder(
     model = mlflow.pyfunc.load_model("models:/reviews-sentiment/1")
     out = model.predict(pd.DataFrame({"text": ["房间很好", "作者的故事"]}))
     assert list(out.columns[:2]) == ["label", "confidence"] and len(out) == 2
+    # the logged drift reference carries the whitened PCA of the training embeddings
+    section = model.unwrap_python_model().profile["embeddings"]
+    assert section["dimension"] == 32 and 0 < len(section["components"]) <= 16
+    assert len(section["scale"]) == len(section["components"]) and section["samples"] > 0
+
+
+def test_texts_longer_than_the_encoder_positions_are_truncated_not_a_crash(
+    tiny_bert: Path,
+) -> None:
+    # the tiny BERT has 64 positions; the default max_length (128) must not exceed them
+    emb = TransformerEmbeddings(tiny_bert)
+    vectors = emb.transform(["房间很好" * 100, "屏幕"])
+    assert vectors.shape == (2, 32) and np.isfinite(vectors).all()

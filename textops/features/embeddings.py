@@ -70,6 +70,9 @@ class TransformerEmbeddings:
         import torch
 
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        # never more tokens than the model has positions for (a small encoder may have < 128)
+        positions = getattr(self._model.config, "max_position_embeddings", None)
+        max_length = min(self.max_length, positions) if positions else self.max_length
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 batch = texts[start : start + self.batch_size]
@@ -77,7 +80,7 @@ class TransformerEmbeddings:
                     batch,
                     padding=True,
                     truncation=True,
-                    max_length=self.max_length,
+                    max_length=max_length,
                     return_tensors="pt",
                 )
                 hidden = self._model(**encoded).last_hidden_state

@@ -59,10 +59,14 @@ class TextClassifier:
             self.embedder = TransformerEmbeddings(self.params.embeddings_dir)
         self.booster: xgb.XGBClassifier | None = None
 
-    def _with_embeddings(self, x: np.ndarray, texts: list[str]) -> np.ndarray:
+    def _with_embeddings(
+        self, x: np.ndarray, texts: list[str]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model input and the sentence embeddings in it (None without an embedder)."""
         if self.embedder is None:
-            return x
-        return np.hstack([x, self.embedder.transform(texts)])
+            return x, None
+        embeddings = self.embedder.transform(texts)
+        return np.hstack([x, embeddings]), embeddings
 
     def fit(self, texts: list[str], labels: list[str]) -> TextClassifier:
         self.classes = sorted(set(labels))
@@ -70,7 +74,7 @@ class TextClassifier:
             raise TextopsError(f"training needs at least two labels, found {self.classes}")
         index = {c: i for i, c in enumerate(self.classes)}
         y = np.array([index[label] for label in labels], dtype=np.int64)
-        x = self._with_embeddings(self.features.fit_transform(texts, y), texts)
+        x, _ = self._with_embeddings(self.features.fit_transform(texts, y), texts)
         p = self.params.xgb
         self.booster = xgb.XGBClassifier(
             n_estimators=p.n_estimators,
@@ -85,13 +89,26 @@ class TextClassifier:
         return self
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return self.predict_proba_with_embeddings(texts)[0]
+
+    def predict_proba_with_embeddings(
+        self, texts: list[str]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and the sentence embeddings computed for them on the way (None
+        without an embedder): the drift monitor reuses them instead of encoding twice."""
         if self.booster is None:
             raise RuntimeError("classifier is not fitted")
         if not texts:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
-        x = self._with_embeddings(self.features.transform(texts), texts)
+            empty = None if self.embedder is None else np.zeros((0, self.embedder.dimension))
+            return np.zeros((0, len(self.classes)), dtype=np.float32), empty
+        x, embeddings = self._with_embeddings(self.features.transform(texts), texts)
         proba = np.asarray(self.booster.predict_proba(x))
-        return proba.astype(np.float32)
+        return proba.astype(np.float32), embeddings
+
+    def embed(self, texts: list[str]) -> np.ndarray | None:
+        """Sentence embeddings of ``texts`` as the model computes them; None without an
+        embedder."""
+        return None if self.embedder is None else self.embedder.transform(texts)
 
     def predict(self, texts: list[str]) -> list[str]:
         return [self.classes[i] for i in self.predict_proba(texts).argmax(axis=1)]

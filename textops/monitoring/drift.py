@@ -32,6 +32,20 @@ feature drift                                                                   
                          script, symbols, emoji, traditional characters).
   ``length_js``          JS of the text-length histogram (training deciles).      0.098
   ``non_chinese_js``     JS of the histogram of each text's non-Chinese share.    0.108
+  ``embedding_mean_z``   only for a model that encodes texts (profile section      1.85
+                         ``embeddings``): each text's sentence embedding, projected
+                         on the top k <= 16 principal directions of the training
+                         embeddings and whitened (unit variance there); per
+                         direction z = window mean / sqrt(1/n + 1/n_ref); the
+                         root mean square over the k directions. Like
+                         ``ngram_presence_z``: ~1 in distribution at any window
+                         size, growing with sqrt(n) under a shift the encoder sees
+                         (meaning rather than characters). Default: the
+                         calibration rule applied to sqrt(chi2_16 / 16), not a
+                         corpus (the built-in classifier has no encoder); a tiny
+                         random BERT on the built-in corpus calibrated to the same
+                         1.85. Bootstrap windows share the holdout's own offset
+                         from the training mean: conservative for small holdouts.
 prediction drift
   ``class_js``           JS between the window's predicted-class shares and the   0.071
                          classes predicted on the holdout: a label-prior shift.
@@ -45,7 +59,7 @@ rows at training time (texts the reference was not built from, so the unseen/rar
 honest), takes the ``quantile`` (0.99) of each statistic and adds ``margin`` (1.0) times its
 spread above the median: ``threshold = q99 + 1.0 * (q99 - median)``, roughly median + 4.7
 sigma for a normal statistic. The margin buys headroom for live traffic being less
-homogeneous than a random holdout sample and for nine components sharing a <= 1 % overall
+homogeneous than a random holdout sample and for nine (ten) components sharing a <= 1 % overall
 false-alarm budget. Thresholds are stored per window size in the profile (``drift``) and
 interpolated linearly in 1/sqrt(n); below the smallest calibrated size they are scaled by
 sqrt(size/n), above the largest they stay constant (conservative). Profiles without a
@@ -60,9 +74,11 @@ The overall ``feature`` and ``prediction`` results carry the largest statistic/t
 of their components, with threshold 1.0; either drifts when any component does.
 
 Suspects. :class:`DriftReport` lists the ``top_k`` window texts with the highest rarity (ties:
-more unseen characters) for the labelling queue: what a domain mix adds (in the benchmark 80 %
-of the top 20 are the injected foreign texts). A topical shift is made of ordinary-looking
-texts, so it has no such suspects; ``ngram_presence_z`` says it happened, not which texts.
+more unseen characters, then the embedding rarity: the mean squared whitened coordinate, ~1 in
+distribution, when the profile has embeddings) for the labelling queue: what a domain mix adds
+(in the benchmark 80 % of the top 20 are the injected foreign texts). A topical shift is made
+of ordinary-looking texts, so it has no such suspects; ``ngram_presence_z`` says it happened,
+not which texts.
 
 Thread safety: ``observe`` computes the counts outside the lock and holds it only to update the
 ring buffer and totals; ``evaluate`` copies the totals under the lock and computes outside it.
@@ -95,8 +111,10 @@ FEATURE_STATISTICS = (
     "length_js",
     "non_chinese_js",
 )
+# feature drift that exists only when the profile has an ``embeddings`` section
+EMBEDDING_STATISTICS = ("embedding_mean_z",)
 PREDICTION_STATISTICS = ("class_js", "confidence_js", "confidence_shift")
-STATISTICS = FEATURE_STATISTICS + PREDICTION_STATISTICS
+STATISTICS = FEATURE_STATISTICS + EMBEDDING_STATISTICS + PREDICTION_STATISTICS
 DEFAULT_WINDOW = 1000
 DEFAULT_MIN_SAMPLES = 200
 DEFAULT_TOP_K = 20
@@ -110,6 +128,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "unseen_char_rate": 0.0034,
     "length_js": 0.098,
     "non_chinese_js": 0.108,
+    "embedding_mean_z": 1.85,
     "class_js": 0.071,
     "confidence_js": 0.068,
     "confidence_shift": 0.017,
@@ -145,6 +164,7 @@ class Suspect:
     text: str
     rarity: float  # share of its character n-grams outside the reference top n-grams
     unseen_chars: int  # characters never seen in training
+    embedding_rarity: float | None = None  # mean squared whitened coordinate (~1 typical)
 
 
 @dataclass(frozen=True)
@@ -184,11 +204,15 @@ class DriftReport:
             "samples": self.samples,
             "drifted": self.drifted,
             "results": [r.to_dict() for r in self.results()],
-            "suspects": [
-                {"text": s.text, "rarity": s.rarity, "unseen_chars": s.unseen_chars}
-                for s in self.suspects
-            ],
+            "suspects": [_suspect_dict(s) for s in self.suspects],
         }
+
+
+def _suspect_dict(s: Suspect) -> dict[str, Any]:
+    out: dict[str, Any] = {"text": s.text, "rarity": s.rarity, "unseen_chars": s.unseen_chars}
+    if s.embedding_rarity is not None:
+        out["embedding_rarity"] = s.embedding_rarity
+    return out
 
 
 @dataclass(frozen=True)
@@ -200,6 +224,7 @@ class Observation:
     rarity: float
     unseen_chars: int
     text: str
+    embedding_rarity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +236,7 @@ class Layout:
     non_chinese: int
     classes: int
     confidence: int
+    embedding: int = 0  # whitened directions; 0 = no embedding section (and no columns)
 
     @property
     def presence0(self) -> int:
@@ -257,8 +283,17 @@ class Layout:
         return self.confidence0 + self.confidence
 
     @property
-    def size(self) -> int:
+    def embedded(self) -> int:
+        """Texts observed with an embedding (only when ``embedding`` > 0)."""
         return self.confidence_sum + 1
+
+    @property
+    def embedding0(self) -> int:
+        return self.embedded + 1
+
+    @property
+    def size(self) -> int:
+        return self.embedding0 + self.embedding if self.embedding else self.confidence_sum + 1
 
 
 def _inner_edges(edges: Sequence[float | None]) -> list[float]:
@@ -303,12 +338,17 @@ class CompiledReference:
         self.reference_texts = max(int(profile.get("samples", 0)), 1)
         rarity = profile.get("rarity") or {}
         self.rarity_cutoff: float | None = rarity.get("cutoff")
+        self.embedding = EmbeddingProjection.from_profile(profile)
         self.layout = Layout(
             grams=self.other + 1,
             lengths=len(self.length_p),
             non_chinese=len(self.non_chinese_p),
             classes=len(self.classes),
             confidence=len(self.confidence_p),
+            embedding=self.embedding.components if self.embedding else 0,
+        )
+        self._embedding_index = np.arange(
+            self.layout.embedded, self.layout.embedded + 1 + self.layout.embedding
         )
 
     def rarity(self, text: str) -> tuple[float, Counter[int], int, int]:
@@ -322,7 +362,14 @@ class CompiledReference:
         rare = bins.get(self.other, 0) / total if total else 0.0
         return rare, bins, len(chars), unseen
 
-    def summarise(self, text: str, proba: Sequence[float] | np.ndarray | None) -> Observation:
+    def summarise(
+        self,
+        text: str,
+        proba: Sequence[float] | np.ndarray | None,
+        embedding: Sequence[float] | np.ndarray | None = None,
+    ) -> Observation:
+        """What one request adds to the totals. An ``embedding`` counts only when the profile
+        has an embedding section of the same dimension (like ``proba`` and the classes)."""
         lay = self.layout
         rare, bins, chars, unseen = self.rarity(text)
         counts: dict[int, float] = {i: float(n) for i, n in bins.items()}
@@ -345,7 +392,12 @@ class CompiledReference:
             counts[lay.confidence_sum] = confidence
         index = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
         values = np.fromiter(counts.values(), dtype=float, count=len(counts))
-        return Observation(index, values, rare, unseen, text)
+        z = self.embedding.project(embedding) if self.embedding and embedding is not None else None
+        if z is None:
+            return Observation(index, values, rare, unseen, text)
+        index = np.concatenate([index, self._embedding_index])
+        values = np.concatenate([values, [1.0], z])
+        return Observation(index, values, rare, unseen, text, float(z @ z) / len(z))
 
     def statistics(self, totals: np.ndarray) -> dict[str, np.ndarray]:
         """Every statistic for each row of ``totals`` (windows x layout.size); NaN when empty."""
@@ -370,11 +422,52 @@ class CompiledReference:
             share = t[:, lay.presence0 : lay.chars] / np.where(texts > 0, texts, 1)[:, None]
             z2 = (share - self.presence) ** 2 / (self.presence * (1 - self.presence))
             out["ngram_presence_z"] = np.where(texts > 0, np.sqrt(z2.mean(axis=1) * texts), np.nan)
+        if self.embedding is not None:
+            n = t[:, lay.embedded]
+            safe = np.where(n > 0, n, 1.0)
+            mean = t[:, lay.embedding0 : lay.embedding0 + lay.embedding] / safe[:, None]
+            z2 = mean**2 / (1 / safe + 1 / self.embedding.samples)[:, None]
+            out["embedding_mean_z"] = np.where(n > 0, np.sqrt(z2.mean(axis=1)), np.nan)
         if self.confidence_mean is not None:
             mean = _ratio(t[:, lay.confidence_sum], predicted)
             out["confidence_shift"] = np.abs(mean - self.confidence_mean)
         if self.rarity_cutoff is None:
             del out["rare_text_share"]  # an in-sample cutoff would flag every live window
+        return out
+
+
+@dataclass(frozen=True)
+class EmbeddingProjection:
+    """The profile's whitened PCA as one matrix: ``project`` is O(dimension x components)."""
+
+    weights: np.ndarray  # dimension x components: components.T * scale
+    offset: np.ndarray  # mean @ weights, so project(e) = e @ weights - offset
+    samples: int  # training texts the PCA was fitted on (the reference mean's n)
+
+    @property
+    def components(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def dimension(self) -> int:
+        return int(self.weights.shape[0])
+
+    @classmethod
+    def from_profile(cls, profile: Mapping[str, Any]) -> EmbeddingProjection | None:
+        section = profile.get("embeddings")
+        if not section or not section.get("components"):
+            return None
+        components = np.asarray(section["components"], dtype=float)
+        weights = components.T * np.asarray(section["scale"], dtype=float)
+        offset = np.asarray(section["mean"], dtype=float) @ weights
+        return cls(weights, offset, max(int(section.get("samples", 0)), 1))
+
+    def project(self, embedding: Sequence[float] | np.ndarray) -> np.ndarray | None:
+        """Whitened coordinates of one embedding; None when its dimension does not fit."""
+        e = np.asarray(embedding, dtype=float)
+        if e.shape != (self.dimension,):
+            return None
+        out: np.ndarray = e @ self.weights - self.offset
         return out
 
 
@@ -445,13 +538,17 @@ def verdicts(
     thresholds: Thresholds,
     min_samples: int,
 ) -> tuple[DriftResult, DriftResult, tuple[DriftResult, ...]]:
-    """Component results plus the overall feature and prediction verdicts."""
+    """Component results plus the overall feature and prediction verdicts.
+
+    ``samples`` holds the window count of each kind and, where it differs (the texts observed
+    with an embedding), of a statistic by name.
+    """
     components: list[DriftResult] = []
     for name in STATISTICS:
         if name not in statistics:
             continue
         kind = _kind(name)
-        n = samples[kind]
+        n = samples.get(name, samples[kind])
         value = float(statistics[name])
         threshold = thresholds(name, n)
         drifted = n >= min_samples and math.isfinite(value) and value > threshold
@@ -503,9 +600,22 @@ class DriftMonitor:
     def samples(self) -> int:
         return len(self._ring)
 
-    def observe(self, text: str, proba: Sequence[float] | np.ndarray | None = None) -> None:
-        """Add one request to the window; evicts the oldest when full. O(len(text))."""
-        obs = self.reference.summarise(text, proba)
+    @property
+    def uses_embeddings(self) -> bool:
+        """Whether ``observe`` takes the model's sentence embeddings (the profile has them)."""
+        return self.reference.embedding is not None
+
+    def observe(
+        self,
+        text: str,
+        proba: Sequence[float] | np.ndarray | None = None,
+        embedding: Sequence[float] | np.ndarray | None = None,
+    ) -> None:
+        """Add one request to the window; evicts the oldest when full.
+
+        O(len(text)), plus O(dimension x components) for an ``embedding``.
+        """
+        obs = self.reference.summarise(text, proba, embedding)
         with self._lock:
             if len(self._ring) >= self.window:
                 old = self._ring.popleft()
@@ -533,17 +643,26 @@ class DriftMonitor:
         lay = self.reference.layout
         stats = {k: float(v[0]) for k, v in self.reference.statistics(totals).items()}
         samples = {FEATURE: round(totals[lay.texts]), PREDICTION: round(totals[lay.predicted])}
+        if lay.embedding:
+            samples["embedding_mean_z"] = round(totals[lay.embedded])
         feature, prediction, components = verdicts(
             stats, samples, self.thresholds, self.min_samples
         )
-        suspects = heapq.nlargest(self.top_k, ring, key=lambda o: (o.rarity, o.unseen_chars))
+        suspects = heapq.nlargest(
+            self.top_k, ring, key=lambda o: (o.rarity, o.unseen_chars, o.embedding_rarity or 0.0)
+        )
         return DriftReport(
             feature=feature,
             prediction=prediction,
             components=components,
             samples=samples[FEATURE],
-            suspects=tuple(Suspect(o.text, round(o.rarity, 4), o.unseen_chars) for o in suspects),
+            suspects=tuple(_suspect(o) for o in suspects),
         )
+
+
+def _suspect(o: Observation) -> Suspect:
+    embedding = None if o.embedding_rarity is None else round(o.embedding_rarity, 4)
+    return Suspect(o.text, round(o.rarity, 4), o.unseen_chars, embedding)
 
 
 # --------------------------------------------------------------------------- calibration
@@ -576,13 +695,16 @@ def rarity_reference(
 
 
 def observation_matrix(
-    ref: CompiledReference, texts: Sequence[str], proba: Any
+    ref: CompiledReference, texts: Sequence[str], proba: Any, embeddings: Any = None
 ) -> sparse.csr_matrix:
     """Rows = texts, columns = the totals layout: what each text adds to a window."""
     rows, cols, vals = [], [], []
     has_proba = proba is not None and len(proba) == len(texts)
+    has_embeddings = embeddings is not None and len(embeddings) == len(texts)
     for i, text in enumerate(texts):
-        obs = ref.summarise(text, proba[i] if has_proba else None)
+        obs = ref.summarise(
+            text, proba[i] if has_proba else None, embeddings[i] if has_embeddings else None
+        )
         rows.append(np.full(len(obs.index), i))
         cols.append(obs.index)
         vals.append(obs.values)
@@ -618,15 +740,17 @@ def calibrate(
     texts: Sequence[str],
     proba: Any,
     params: CalibrationParams | None = None,
+    embeddings: Any = None,
 ) -> dict[str, Any]:
     """Per-size thresholds from bootstrap windows of held-out rows (the profile's ``drift``).
 
     ``profile`` must already hold ``rarity`` (see :func:`rarity_reference`) for the rare-text
-    share to be calibrated.
+    share to be calibrated, and ``embeddings`` plus the held-out rows' ``embeddings`` (in
+    order) for the embedding statistic to be.
     """
     params = params or CalibrationParams()
     ref = CompiledReference(profile)
-    matrix = observation_matrix(ref, texts, proba)
+    matrix = observation_matrix(ref, texts, proba, embeddings)
     rng = np.random.default_rng(params.seed)
     thresholds: dict[str, list[float]] = {}
     medians: dict[str, list[float]] = {}

@@ -12,7 +12,11 @@ probabilities so a streaming window only needs to bin its own values the same wa
 - ``char_ngrams``: the most frequent character uni- and bigrams with their probabilities and
   the mass of all others (feature drift over the model's actual input units), and for each
   of those n-grams the share of training texts containing it (``presence``);
-- ``vocabulary``: every character seen in training, to count unseen characters online.
+- ``vocabulary``: every character seen in training, to count unseen characters online;
+- ``embeddings`` (only for a model that encodes texts with a transformer): a whitened PCA of
+  the training texts' sentence embeddings (``mean``, the top ``components``, their ``scale``
+  = 1/sqrt(eigenvalue)), so the monitor can compare a window's mean embedding in a few
+  unit-variance directions instead of the full hidden size.
 
 Given the held-out texts too, the profile also carries what the online drift monitor
 (:mod:`textops.monitoring.drift`) needs to stay quiet on in-distribution traffic:
@@ -41,6 +45,10 @@ CONFIDENCE_BINS = 10
 LENGTH_BINS = 10
 NON_CHINESE_EDGES = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
 TOP_NGRAMS = 1000
+EMBEDDING_COMPONENTS = 16
+# directions with less variance than this share of the top one are noise, not signal: whitening
+# them would blow tiny numerical differences up to unit scale
+MIN_EIGENVALUE_SHARE = 1e-6
 
 
 def histogram(values: Iterable[float], edges: Sequence[float]) -> list[float]:
@@ -86,6 +94,33 @@ def shares(values: Iterable[str], classes: Sequence[str]) -> dict[str, float]:
     return {c: round(counts.get(c, 0) / total, 6) for c in classes}
 
 
+def embedding_reference(
+    embeddings: np.ndarray, components: int = EMBEDDING_COMPONENTS
+) -> dict[str, Any]:
+    """Whitened PCA of the training embeddings (rows = texts), as lists: the profile is JSON.
+
+    ``project(e) = ((e - mean) @ components.T) * scale`` has mean 0 and unit variance per
+    direction on the training texts; at most ``components`` directions, fewer when the texts or
+    the hidden size are fewer or the variance runs out.
+    """
+    x = np.asarray(embeddings, dtype=float)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError("the embedding reference needs a matrix of at least two rows")
+    mean = x.mean(axis=0)
+    _, singular, vt = np.linalg.svd(x - mean, full_matrices=False)
+    eigen = singular**2 / (len(x) - 1)
+    floor = MIN_EIGENVALUE_SHARE * max(float(eigen[0]), 1e-30)
+    keep = min(components, len(eigen), int(np.sum(eigen > floor)))
+    return {
+        "samples": len(x),
+        "dimension": int(x.shape[1]),
+        "mean": np.round(mean, 6).tolist(),
+        "components": np.round(vt[:keep], 6).tolist(),
+        "scale": [float(f"{v:.7g}") for v in 1 / np.sqrt(eigen[:keep])],
+        "explained_variance": round(float(eigen[:keep].sum() / max(eigen.sum(), 1e-30)), 6),
+    }
+
+
 def build_reference_profile(
     texts: Sequence[str],
     labels: Sequence[str],
@@ -93,12 +128,16 @@ def build_reference_profile(
     holdout_proba: np.ndarray,
     holdout_texts: Sequence[str] | None = None,
     calibration: CalibrationParams | None = None,
+    embeddings: np.ndarray | None = None,
+    holdout_embeddings: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Profile the training texts and the model's held-out predictions.
 
     With ``holdout_texts`` (the rows of ``holdout_proba``, in order) and at least
     ``calibration.min_rows`` of them, also add ``rarity`` and the calibrated ``drift``
-    thresholds.
+    thresholds. With ``embeddings`` (sentence embeddings of the training texts or a sample of
+    them) also add ``embeddings``; its drift threshold is calibrated when
+    ``holdout_embeddings`` (the rows of ``holdout_proba``, in order) are given too.
     """
     lengths = [len(t) for t in texts]
     edges = length_edges(lengths)
@@ -139,6 +178,8 @@ def build_reference_profile(
         },
         "vocabulary": "".join(sorted({ch for t in texts for ch in t if not ch.isspace()})),
     }
+    if embeddings is not None:
+        profile["embeddings"] = embedding_reference(embeddings)
     # imported here: the drift module builds on this one's n-gram and histogram helpers
     from textops.monitoring.drift import CalibrationParams, calibrate, rarity_reference
 
@@ -147,5 +188,9 @@ def build_reference_profile(
         if len(holdout_texts) != len(holdout_proba):
             raise ValueError("holdout_texts and holdout_proba must have the same rows")
         profile["rarity"] = rarity_reference(profile, holdout_texts)
-        profile["drift"] = calibrate(profile, holdout_texts, holdout_proba, params)
+        if holdout_embeddings is not None and len(holdout_embeddings) != len(holdout_proba):
+            raise ValueError("holdout_embeddings and holdout_proba must have the same rows")
+        profile["drift"] = calibrate(
+            profile, holdout_texts, holdout_proba, params, embeddings=holdout_embeddings
+        )
     return profile

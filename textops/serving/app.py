@@ -241,10 +241,21 @@ class TextClassifierService:
 
     def _predict_rows(self, texts: list[str]) -> list[list[float]]:
         """Class probabilities (in the model's class order) for many texts in one call."""
+        return self._predict_rows_embedded(texts, embed=False)[0]
+
+    def _predict_rows_embedded(
+        self, texts: list[str], embed: bool
+    ) -> tuple[list[list[float]], Any]:
+        """The rows and, with ``embed``, the sentence embeddings the model computed for them
+        (None without an encoder): the drift window reuses them, no second encoding."""
         model, _ = self._ready()
+        if embed:
+            proba, embeddings = model.predict_proba_with_embeddings(texts)
+        else:
+            proba, embeddings = model.predict_proba(texts), None
         # float64 before rounding: float32 values print as 0.8044700026512146
-        rows: list[list[float]] = model.predict_proba(texts).astype(float).round(6).tolist()
-        return rows
+        rows: list[list[float]] = proba.astype(float).round(6).tolist()
+        return rows, embeddings
 
     @web.post(
         "/predict",
@@ -286,9 +297,11 @@ class TextClassifierService:
         answer leaves, so feedback on an answered id always finds it.
         """
         model, quality = self._ready()
-        rows = self._predict_rows(texts)
-        classes = model.classes
         drift, budget = self.drift, self.drift_budget
+        rows, embeddings = self._predict_rows_embedded(
+            texts, embed=drift is not None and drift.uses_embeddings
+        )
+        classes = model.classes
         threshold = self.config.capture_below_confidence
         # 128 random bits per id, one system call per batch (it was one per text)
         ids = os.urandom(16 * len(texts)).hex()
@@ -301,7 +314,7 @@ class TextClassifierService:
             self.recent.add(prediction_id, StoredPrediction(label, probabilities, text))
             self.metrics.prediction(label, confidence, quality.measure(text))
             if drift is not None and budget.take():
-                drift.observe(text, row)
+                drift.observe(text, row, None if embeddings is None else embeddings[i])
             if confidence < threshold:
                 # how unlike the training texts it is, so the queue can prefer the drifted
                 rarity = drift.reference.rarity(text)[0] if drift is not None else None

@@ -99,6 +99,13 @@ class LoadedModel:
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return self.classifier.predict_proba(texts)
 
+    def predict_proba_with_embeddings(
+        self, texts: list[str]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities plus the sentence embeddings the model computed (None without an
+        encoder), for the drift window."""
+        return self.classifier.predict_proba_with_embeddings(texts)
+
 
 def load(settings: Settings, ref: ModelRef) -> LoadedModel:
     """Load a pinned version's pyfunc from the registry and check its profile fits it."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import joblib
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
@@ -30,6 +31,7 @@ from textops.model.classifier import ClassifierParams, TextClassifier
 from textops.model.evaluation import Evaluation, evaluate
 from textops.model.plots import plot_confusion_matrix
 from textops.model.pyfunc import TEXT_COLUMN, TextClassifierModel, predictions_frame
+from textops.monitoring.drift import CalibrationParams
 from textops.monitoring.reference import build_reference_profile
 from textops.progress import Progress
 from textops.registry.lineage import lineage_tags
@@ -39,6 +41,9 @@ from textops.settings import Settings
 CHALLENGER = "challenger"
 MIN_HOLDOUT = 2
 MIN_REFERENCE_ROWS = 200  # fewer representative holdout rows: use them all
+# training texts encoded again for the embedding reference (a PCA needs no more; a real
+# encoder takes minutes on CPU for much larger samples)
+MAX_REFERENCE_EMBEDDINGS = 5000
 # what a pyfunc environment needs besides the textops package itself (installed in the image)
 MODEL_REQUIREMENTS = [
     "numpy",
@@ -106,16 +111,17 @@ def train(
         classifier = TextClassifier(params).fit(x_train, y_train)
         fit_seconds = time.perf_counter() - started
     with progress.stage("evaluate on the pinned holdout"):
-        proba = classifier.predict_proba(x_hold)
+        proba, hold_embeddings = classifier.predict_proba_with_embeddings(x_hold)
         evaluation = evaluate(y_hold, proba, classifier.classes)
         progress.say(f"    accuracy {evaluation.accuracy:.4f}  macro-F1 {evaluation.macro_f1:.4f}")
         keep = representative_rows(dataset, x_hold)
-        profile = build_reference_profile(
+        profile = reference_profile(
+            classifier,
             x_train,
             y_train,
-            classifier.classes,
+            [x_hold[k] for k in keep],
             proba[keep],
-            holdout_texts=[x_hold[k] for k in keep],
+            None if hold_embeddings is None else hold_embeddings[keep],
         )
     with progress.stage("log to MLflow and register"):
         run_id, version = _log_run(
@@ -142,6 +148,37 @@ def train(
         train_rows=len(x_train),
         holdout_rows=len(x_hold),
         timings=dict(progress.timings),
+    )
+
+
+def reference_profile(
+    classifier: TextClassifier,
+    x_train: list[str],
+    y_train: list[str],
+    holdout_texts: list[str],
+    holdout_proba: np.ndarray,
+    holdout_embeddings: np.ndarray | None,
+    calibration: CalibrationParams | None = None,
+) -> dict[str, Any]:
+    """The drift reference of a fitted classifier; with an embedder, also its embedding
+    section, fitted on at most ``MAX_REFERENCE_EMBEDDINGS`` training texts (a fixed sample)
+    and calibrated on the held-out rows' embeddings (computed for the evaluation anyway)."""
+    embeddings = None
+    if classifier.embedder is not None:
+        sample = x_train
+        if len(x_train) > MAX_REFERENCE_EMBEDDINGS:
+            picks = np.random.default_rng(0).choice(len(x_train), MAX_REFERENCE_EMBEDDINGS, False)
+            sample = [x_train[i] for i in sorted(picks)]
+        embeddings = classifier.embed(sample)
+    return build_reference_profile(
+        x_train,
+        y_train,
+        classifier.classes,
+        holdout_proba,
+        holdout_texts=holdout_texts,
+        calibration=calibration,
+        embeddings=embeddings,
+        holdout_embeddings=holdout_embeddings,
     )
 
 
