@@ -106,3 +106,31 @@ def check_concurrent_submissions_do_not_duplicate(store: LabelStore) -> None:
     assert not errors, [repr(e) for e in errors]
     dave = [s for s in store.labels_after(0) if s.annotator == "dave"]
     assert len(dave) == 20
+
+
+def check_replicas_capturing_the_same_ids_store_each_once(url: str) -> None:
+    """Two serving replicas (two engines) hand over overlapping batches at the same time: each
+    id is stored once and the "new" counts add up to the distinct ids, whichever replica won."""
+    replicas = [LabelStore(url), LabelStore(url)]
+    assert replicas[0].add_samples([sample(300), sample(300)]) == 1  # twice in one batch
+    ids = list(range(100, 160))
+    added: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker(store: LabelStore, offset: int) -> None:
+        try:
+            for lo in range(0, len(ids), 10):
+                chunk = ids[lo : lo + 10]
+                added.append(store.add_samples([sample(i) for i in chunk[offset:] + chunk]))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(replicas[k % 2], k % 3)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, [repr(e) for e in errors]
+    assert sum(added) == len(ids)
+    stored = {q.id for q in replicas[1].queue(limit=500)}
+    assert stored == {f"p-{i}" for i in [300, *ids]}

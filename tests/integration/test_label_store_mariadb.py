@@ -8,6 +8,7 @@ from tests.label_store_cases import (
     check_concurrent_submissions_do_not_duplicate,
     check_queue_label_skip_and_conflicts,
     check_reopening_keeps_data_and_schema,
+    check_replicas_capturing_the_same_ids_store_each_once,
 )
 from textops.devservers import MariaDBServer
 from textops.labelling.store import LabelStore
@@ -30,3 +31,7 @@ def test_reopening_keeps_data_and_schema(mariadb: MariaDBServer) -> None:
 
 def test_concurrent_submissions_do_not_duplicate(mariadb: MariaDBServer) -> None:
     check_concurrent_submissions_do_not_duplicate(LabelStore(_fresh(mariadb, "labels_c")))
+
+
+def test_replicas_capturing_the_same_ids_store_each_once(mariadb: MariaDBServer) -> None:
+    check_replicas_capturing_the_same_ids_store_each_once(_fresh(mariadb, "labels_d"))

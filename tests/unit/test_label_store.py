@@ -10,6 +10,7 @@ from tests.label_store_cases import (
     check_concurrent_submissions_do_not_duplicate,
     check_queue_label_skip_and_conflicts,
     check_reopening_keeps_data_and_schema,
+    check_replicas_capturing_the_same_ids_store_each_once,
 )
 from textops.errors import TextopsError
 from textops.labelling.store import LabelStore
@@ -52,3 +53,7 @@ def test_a_transaction_aborted_by_a_lock_conflict_is_retried(tmp_path: Path) -> 
 
     with pytest.raises(OperationalError):
         store._transaction(broken)  # not a lock conflict: no retry, the error surfaces
+
+
+def test_replicas_capturing_the_same_ids_store_each_once(tmp_path: Path) -> None:
+    check_replicas_capturing_the_same_ids_store_each_once(f"sqlite:///{tmp_path}/r.db")

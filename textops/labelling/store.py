@@ -39,6 +39,7 @@ QUEUED, LABELLED, SKIPPED = "queued", "labelled", "skipped"
 FEEDBACK_REASON = "feedback"
 FEEDBACK_ANNOTATOR = "user-feedback"
 IN_CHUNK = 500  # ids per IN (...) list when reading many samples
+LOOKUP_CHUNK = 500  # ids per IN (...) look-up: well below every database's parameter limit
 RETRIES = 5  # attempts for a transaction the database aborted to break a lock conflict
 T = TypeVar("T")
 
@@ -201,17 +202,38 @@ class LabelStore:
         return len(MIGRATIONS)
 
     def add_samples(self, captured: Iterable[CapturedSample]) -> int:
-        """Queue samples; ids already present are kept as they are. Returns how many were new."""
+        """Queue samples; ids already present are kept as they are. Returns how many were new.
+
+        One look-up and one multi-row insert per batch: the serving process hands over
+        hundreds of captures a second under load, and four statements per sample (look-up,
+        savepoint, insert, release) cost a fifth of its CPU. Only when another replica
+        captured one of the same ids in between does it fall back to one savepoint per row.
+        """
         batch = list(captured)
 
         def work(conn: Connection) -> int:
+            present: set[str] = set()
+            ids = list(dict.fromkeys(s.id for s in batch))
+            for lo in range(0, len(ids), LOOKUP_CHUNK):
+                chunk = ids[lo : lo + LOOKUP_CHUNK]
+                found = conn.execute(sa.select(samples.c.id).where(samples.c.id.in_(chunk)))
+                present.update(found.scalars())
+            fresh: dict[str, CapturedSample] = {}
+            for s in batch:  # the first capture of an id wins, as in the store
+                if s.id not in present:
+                    fresh.setdefault(s.id, s)
+            if not fresh:
+                return 0
+            try:
+                with conn.begin_nested():
+                    conn.execute(samples.insert(), [_sample_row(s) for s in fresh.values()])
+                return len(fresh)
+            except IntegrityError:
+                pass  # another replica captured some of them meanwhile: row by row
             added = 0
-            for s in batch:
-                exists = conn.execute(sa.select(samples.c.id).where(samples.c.id == s.id))
-                if exists.first() is not None:
-                    continue
+            for s in fresh.values():
                 try:
-                    with conn.begin_nested():  # another replica may capture the same id
+                    with conn.begin_nested():
                         conn.execute(samples.insert().values(**_sample_row(s)))
                     added += 1
                 except IntegrityError:
