@@ -16,7 +16,9 @@ One asyncio load generator (aiohttp) in this process drives every server on loop
 time, alternating in every round (the order rotates), so all share the machine's load. Per
 contender and round: (1) saturation: ``--concurrency`` closed-loop clients, one text per request;
 (2) latency: open-loop at half of that round's saturation rate, latency counted from the
-scheduled send time (no coordinated omission); (3) batched: ``--batch-clients`` closed-loop
+scheduled send time (no coordinated omission), and again at one ``--common-rate`` for all
+(tails at equal offered load: half of a fast server's saturation is a heavier load on the
+shared cores than half of a slow one's); (3) batched: ``--batch-clients`` closed-loop
 clients with ``--batch`` texts per request. The server's CPU (its whole process tree, from
 /proc) is read around every phase, so CPU per request is known even when other work shares the
 cores; the load average is recorded next to every phase. Medians over rounds are reported, as
@@ -81,31 +83,46 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def ensure_model(home: Path) -> tuple[str, Path]:
-    """The champion's pinned URI and local artifact folder; trains one (``textops demo``)."""
+def ensure_model(home: Path) -> tuple[Path, str, Path]:
+    """The home holding the champion, its pinned URI and its local artifact folder.
+
+    ``home`` itself when it has a champion, else the folder of the newest demo run under it
+    (``textops demo`` trains v1 and v2 into ``home/demo/STAMP``), running the demo first.
+    """
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    os.environ["TEXTOPS_HOME"] = str(home)
     from textops.registry.tracking import connect
     from textops.serving.model_loader import resolve
     from textops.settings import load_settings
 
-    settings = load_settings()
-    try:
-        ref = resolve(settings, f"models:/{MODEL_NAME}@champion")
-    except Exception:
-        say(f"training a model into {home} (textops demo, about two minutes) ...")
-        done = subprocess.run(
-            [sys.executable, "-m", "textops", "demo"], env=cli_env(home), cwd=ROOT, check=False
-        )
-        if done.returncode != 0:
-            raise SystemExit("textops demo failed") from None
-        ref = resolve(settings, f"models:/{MODEL_NAME}@champion")
+    def champion(folder: Path) -> tuple[Any, Any]:
+        os.environ["TEXTOPS_HOME"] = str(folder)
+        settings = load_settings()
+        return settings, resolve(settings, f"models:/{MODEL_NAME}@champion")
+
+    def newest_demo() -> Path | None:
+        runs = sorted((home / "demo").glob("*/mlflow.db"))
+        return runs[-1].parent if runs else None
+
+    # one registry per process: MLflow keeps the first store it opened, so pick the folder first
+    if not (home / "mlflow.db").exists():
+        if newest_demo() is None:
+            say(f"training a model under {home} (textops demo, about three minutes) ...")
+            done = subprocess.run(
+                [sys.executable, "-m", "textops", "demo"], env=cli_env(home), cwd=ROOT, check=False
+            )
+            if done.returncode != 0:
+                raise SystemExit("textops demo failed") from None
+        run = newest_demo()
+        if run is None:
+            raise SystemExit(f"no demo run with a registry under {home / 'demo'}")
+        home = run
+    settings, ref = champion(home)
     client = connect(settings)
     download = client.get_model_version_download_uri(ref.name, str(ref.version))
     local = Path(download.removeprefix("file://"))
     if not (local / "MLmodel").exists():
         raise SystemExit(f"{ref.uri}: no local artifact folder at {local}")
-    return ref.uri, local
+    return home, ref.uri, local
 
 
 def ensure_kserve_venv() -> Path:
@@ -485,6 +502,10 @@ def summarise(raw: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict
         row["half_p50_ms"] = median_of(half, "p50_ms")
         row["half_p99_ms"] = median_of(half, "p99_ms")
         row["half_errors"] = sum(sum(r["errors"].values()) for r in half)
+        common = phases.get("common", [])
+        row["common_p50_ms"] = median_of(common, "p50_ms")
+        row["common_p99_ms"] = median_of(common, "p99_ms")
+        row["common_errors"] = sum(sum(r["errors"].values()) for r in common)
         row["batched_texts_per_s"] = median_of(batch, "texts_per_s")
         row["batched_cpu_ms_per_text"] = (
             round(row_cpu / batch[0]["texts_per_request"], 3)
@@ -510,6 +531,7 @@ def ratios(table: dict[str, dict[str, Any]], ours: str) -> dict[str, dict[str, f
             "single_rps": r(mine.get("single_rps"), theirs.get("single_rps")),
             "half_p50_ms": r(mine.get("half_p50_ms"), theirs.get("half_p50_ms")),
             "half_p99_ms": r(mine.get("half_p99_ms"), theirs.get("half_p99_ms")),
+            "common_p99_ms": r(mine.get("common_p99_ms"), theirs.get("common_p99_ms")),
             "batched_texts_per_s": r(
                 mine.get("batched_texts_per_s"), theirs.get("batched_texts_per_s")
             ),
@@ -523,6 +545,8 @@ def print_table(table: dict[str, dict[str, Any]], result: dict[str, Any]) -> Non
         ("single_cpu_ms", "CPU ms/req"),
         ("half_p50_ms", "p50 ms @½"),
         ("half_p99_ms", "p99 ms @½"),
+        ("common_p50_ms", f"p50 ms @{result['common_rate']:.0f}/s"),
+        ("common_p99_ms", f"p99 ms @{result['common_rate']:.0f}/s"),
         ("batched_texts_per_s", f"texts/s ({result['batch']}/req)"),
         ("batched_cpu_ms_per_text", "CPU ms/text"),
     ]
@@ -530,6 +554,7 @@ def print_table(table: dict[str, dict[str, Any]], result: dict[str, Any]) -> Non
     print("|---" * (len(cols) + 2) + "|")
     for name, row in table.items():
         errors = row.get("single_errors", 0) + row.get("half_errors", 0)
+        errors += row.get("common_errors", 0)
         errors += row.get("batched_errors", 0)
         cells = [str(row.get(k)) if row.get(k) is not None else "–" for k, _ in cols]
         print(f"| {name} | " + " | ".join(cells) + f" | {errors} |")
@@ -589,6 +614,13 @@ async def measure(
         f"  {c.name}: at {rate:.0f} req/s p50 {half['p50_ms']} ms, p99 {half['p99_ms']} ms, "
         f"errors {half['errors']}"
     )
+    # the same offered load for everyone: tails compared at equal pressure, not equal share
+    common = (await open_loop(c, single, args.common_rate, args.seconds)).summary()
+    into.setdefault("common", []).append(common)
+    say(
+        f"  {c.name}: at {args.common_rate:.0f} req/s (common) p50 {common['p50_ms']} ms, "
+        f"p99 {common['p99_ms']} ms, errors {common['errors']}"
+    )
     batched_payloads = _payloads(c, texts, args.batch, 128)
     batched = await closed_loop(c, batched_payloads, args.batch_clients, args.seconds, args.warmup)
     batched.texts_per_request = args.batch
@@ -608,6 +640,13 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--batch-clients", type=int, default=4)
+    parser.add_argument(
+        "--common-rate",
+        type=float,
+        default=60.0,
+        help="req/s offered to every contender for latency at equal load (default 60: below "
+        "half of the slowest one's saturation here)",
+    )
     parser.add_argument("--home", type=Path, help="a TEXTOPS_HOME with a champion (reused)")
     parser.add_argument("--only", help="comma-separated contenders (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS / "serving.json")
@@ -619,7 +658,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="textops-serving-bench-") as tmp:
         home = args.home.resolve() if args.home else Path(tmp) / "home"
-        uri, model_dir = ensure_model(home)
+        home, uri, model_dir = ensure_model(home)
         say(f"model {uri} ({model_dir})")
         kserve_python = ensure_kserve_venv() if wanted("kserve") else None
         texts = corpus_texts(2000)
@@ -670,6 +709,7 @@ def main() -> int:
         "concurrency": args.concurrency,
         "batch": args.batch,
         "batch_clients": args.batch_clients,
+        "common_rate": args.common_rate,
         "cpu_count": os.cpu_count(),
         "loadavg": {
             "min": min(loads, default=None),
