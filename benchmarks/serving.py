@@ -181,11 +181,25 @@ class Contender:
         return f"http://{LOOPBACK}:{self.port}"
 
 
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """``NAME:KEY=VALUE,KEY=VALUE`` -> (``textops-NAME``, the service's extra settings)."""
+    name, _, settings = text.partition(":")
+    pairs = [kv.split("=", 1) for kv in settings.split(",") if kv]
+    if not name or any(len(kv) != 2 for kv in pairs):
+        raise SystemExit(f"--variant {text!r}: expected NAME:KEY=VALUE[,KEY=VALUE]")
+    return f"textops-{name}", dict((k, v) for k, v in pairs)
+
+
 def contenders(
-    home: Path, uri: str, model_dir: Path, kserve_python: Path | None
+    home: Path,
+    uri: str,
+    model_dir: Path,
+    kserve_python: Path | None,
+    variants: list[tuple[str, dict[str, str]]] | None = None,
 ) -> list[Contender]:
     out = []
-    for name, extra in (("textops", {}), ("textops-nodrift", {"TEXTOPS_DRIFT_MONITORING": "off"})):
+    ours = [("textops", {}), ("textops-nodrift", {"TEXTOPS_DRIFT_MONITORING": "off"})]
+    for name, extra in ours + (variants or []):
         port = free_port()
         out.append(
             Contender(
@@ -649,6 +663,13 @@ def main() -> int:
     )
     parser.add_argument("--home", type=Path, help="a TEXTOPS_HOME with a champion (reused)")
     parser.add_argument("--only", help="comma-separated contenders (default: all)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="also serve textops-NAME with these settings, e.g. nowait:TEXTOPS_MAX_LATENCY_MS=1",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "serving.json")
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
@@ -662,7 +683,10 @@ def main() -> int:
         say(f"model {uri} ({model_dir})")
         kserve_python = ensure_kserve_venv() if wanted("kserve") else None
         texts = corpus_texts(2000)
-        servers = [c for c in contenders(home, uri, model_dir, kserve_python) if wanted(c.name)]
+        variants = [parse_variant(v) for v in args.variant]
+        servers = [
+            c for c in contenders(home, uri, model_dir, kserve_python, variants) if wanted(c.name)
+        ]
         logs = Path(tmp) / "logs"
         logs.mkdir()
         raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
