@@ -734,7 +734,7 @@ def test_drift_retrains_promotes_and_rolls_out_then_a_candidate_without_new_data
         _assert_operator_metrics(prometheus, k8s, v2, ds2["id"])
         loop.mark("the operator's metrics and lifecycle panels agree")
 
-        # 9. deleted: the operator releases its finalizer after dropping the label sets
+        # 9. deleted: once the resource is gone, the operator drops its label sets
         k8s.custom.delete_namespaced_custom_object(GROUP, VERSION, k8s_namespace, PLURAL, NAME)
         wait_until(
             "the ModelDeployment gone",
@@ -745,10 +745,18 @@ def test_drift_retrains_promotes_and_rolls_out_then_a_candidate_without_new_data
             ),
             timeout=60,
         )
-        with urllib.request.urlopen(f"http://{operator_metrics}/metrics", timeout=10) as response:
-            exposed = response.read().decode()
-        assert "textops_operator_phase" in exposed  # the families stay, without samples
-        assert f'name="{NAME}"' not in exposed, exposed
+
+        def exposed() -> str:
+            url = f"http://{operator_metrics}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return str(response.read().decode())
+
+        wait_until(
+            "the operator to drop the deleted resource's series",
+            lambda: f'name="{NAME}"' not in exposed(),
+            timeout=30,
+        )
+        assert "textops_operator_phase" in exposed()  # the families stay, without samples
     print(f"[e2e] total {time.monotonic() - t0:.0f}s")
 
 

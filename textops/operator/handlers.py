@@ -87,9 +87,14 @@ def watch(name: str, namespace: str | None, memo: Any, logger: kopf.Logger, **_:
         logger.info("not converged: %s", exc)  # already in status; the next tick retries
 
 
-@kopf.on.delete(*RESOURCE, optional=True)
-def forget(name: str, namespace: str | None, **_: Any) -> None:
-    """Drop the resource's metrics. Optional: the timer's finalizer already brings deletions
-    here, and the children go with the garbage collector, so nothing else is to be done."""
-    assert namespace is not None  # the CRD is namespaced
-    reconcile.forget(namespace, name)
+@kopf.on.event(*RESOURCE)
+def forget(name: str, namespace: str | None, **kwargs: Any) -> None:
+    """Drop the metrics of a ModelDeployment once it is really gone.
+
+    A watch-event handler, not ``on.delete``: it needs no finalizer and no progress annotations
+    (an ``on.delete`` handler beside the timer sometimes left the finalizer in place, kopf
+    issue 1305, and deletions hung in the tests), and the children go with the garbage
+    collector anyway.
+    """
+    if kwargs.get("type") == "DELETED" and namespace is not None:
+        reconcile.forget(namespace, name)

@@ -101,11 +101,12 @@ FORGET_WAIT_SECONDS = 5.0
 
 
 def forget(namespace: str, name: str) -> None:
-    """The resource is being deleted: drop its metrics' label sets.
+    """The resource is gone: drop its metrics' label sets.
 
     Under its lock when it can be had soon, so a pass in flight cannot put them back afterwards
-    (later passes see the deletion timestamp and stop before writing); a pass stuck on a slow
-    registry must not hold up the deletion, so after a few seconds they are dropped anyway.
+    (later passes find the resource gone or deleting and stop before writing); a pass stuck on
+    a slow registry must not hold up the event handler, so after a few seconds they are
+    dropped anyway.
     """
     lock = lock_for(namespace, name)
     locked = lock.acquire(timeout=FORGET_WAIT_SECONDS)
