@@ -133,6 +133,9 @@ def test_domain_mix_is_flagged_and_foreign_texts_are_the_suspects() -> None:
     flagged = {r.name for r in report.components if r.drifted}
     assert "rare_text_share" in flagged
     assert sum(s.text in FOREIGN for s in report.suspects) >= 8
+    # each suspect keeps the probabilities it was observed with: no second classification
+    foreign = [s for s in report.suspects if s.text in FOREIGN]
+    assert foreign and all(s.proba == (0.5, 0.5) for s in foreign)
 
 
 def test_topical_shift_is_flagged() -> None:

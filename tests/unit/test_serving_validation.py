@@ -7,7 +7,7 @@ import json
 import pytest
 
 from textops.errors import TextopsError
-from textops.serving.config import Limits, load_serving_config
+from textops.serving.config import Limits, load_serving_config, request_timeout_s
 from textops.serving.model_loader import ModelRef, parse_model_uri
 from textops.serving.quality import QualityMeter
 from textops.serving.recent import (
@@ -124,6 +124,14 @@ def test_serving_config_from_env() -> None:
     ]:
         with pytest.raises(TextopsError, match=fragment):
             load_serving_config(env)
+
+
+def test_request_timeout_from_env() -> None:
+    assert request_timeout_s({}) == 10.0
+    assert request_timeout_s({"TEXTOPS_REQUEST_TIMEOUT_S": "2.5"}) == 2.5
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(TextopsError, match="TEXTOPS_REQUEST_TIMEOUT_S"):
+            request_timeout_s({"TEXTOPS_REQUEST_TIMEOUT_S": bad})
 
 
 def test_model_uris() -> None:

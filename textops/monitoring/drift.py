@@ -165,6 +165,8 @@ class Suspect:
     rarity: float  # share of its character n-grams outside the reference top n-grams
     unseen_chars: int  # characters never seen in training
     embedding_rarity: float | None = None  # mean squared whitened coordinate (~1 typical)
+    # the class probabilities it was observed with, so it need not be classified again
+    proba: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,7 @@ class Observation:
     unseen_chars: int
     text: str
     embedding_rarity: float | None = None
+    proba: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -392,12 +395,13 @@ class CompiledReference:
             counts[lay.confidence_sum] = confidence
         index = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
         values = np.fromiter(counts.values(), dtype=float, count=len(counts))
+        kept = None if proba is None else tuple(float(v) for v in proba)
         z = self.embedding.project(embedding) if self.embedding and embedding is not None else None
         if z is None:
-            return Observation(index, values, rare, unseen, text)
+            return Observation(index, values, rare, unseen, text, proba=kept)
         index = np.concatenate([index, self._embedding_index])
         values = np.concatenate([values, [1.0], z])
-        return Observation(index, values, rare, unseen, text, float(z @ z) / len(z))
+        return Observation(index, values, rare, unseen, text, float(z @ z) / len(z), kept)
 
     def statistics(self, totals: np.ndarray) -> dict[str, np.ndarray]:
         """Every statistic for each row of ``totals`` (windows x layout.size); NaN when empty."""
@@ -662,7 +666,7 @@ class DriftMonitor:
 
 def _suspect(o: Observation) -> Suspect:
     embedding = None if o.embedding_rarity is None else round(o.embedding_rarity, 4)
-    return Suspect(o.text, round(o.rarity, 4), o.unseen_chars, embedding)
+    return Suspect(o.text, round(o.rarity, 4), o.unseen_chars, embedding, o.proba)
 
 
 # --------------------------------------------------------------------------- calibration

@@ -49,7 +49,7 @@ from textops.serving import labelling_api, validation
 from textops.serving.asgi import DirectRoutes, Handler
 from textops.serving.batching import MicroBatcher
 from textops.serving.capture import CaptureQueue
-from textops.serving.config import access_log_enabled, load_serving_config
+from textops.serving.config import access_log_enabled, load_serving_config, request_timeout_s
 from textops.serving.model_loader import LoadedModel, load, parse_model_uri, resolve
 from textops.serving.quality import QualityMeter
 from textops.serving.recent import AlreadyJudged, FeedbackTally, RecentPredictions, StoredPrediction
@@ -105,7 +105,7 @@ class ModelNotReady(Exception):
 @bentoml.service(
     name="textops-classifier",
     resources={"cpu": "1", "memory": "1Gi"},
-    traffic={"timeout": 30},
+    traffic={"timeout": request_timeout_s()},
     logging={"access": {"enabled": access_log_enabled()}},
 )
 @bentoml.asgi_app(web, path="/")
@@ -193,8 +193,12 @@ class TextClassifierService:
         self.metrics.drift_report(report.gauges())
         if not report.drifted or not report.suspects:
             return
-        texts = [suspect.text for suspect in report.suspects]
-        for suspect, row in zip(report.suspects, self._predict_rows(texts), strict=True):
+        # observed with their probabilities: classify again only what lacks them (a text
+        # classified here, in the timer's thread, would compete with requests for the GIL)
+        missing = [s.text for s in report.suspects if s.proba is None]
+        fresh = iter(self._predict_rows(missing) if missing else [])
+        rows = [list(s.proba) if s.proba is not None else next(fresh) for s in report.suspects]
+        for suspect, row in zip(report.suspects, rows, strict=True):
             sample_id = "drift-" + text_sha256(suspect.text)[:32]  # same text, same capture
             self._offer(model, sample_id, suspect.text, row, "drift", suspect.rarity)
 
