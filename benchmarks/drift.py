@@ -55,7 +55,7 @@ import numpy as np
 from textops.data.sources import builtin_corpus
 from textops.data.split import split_indices
 from textops.data.validation import validate_records
-from textops.features.embeddings import TransformerEmbeddings
+from textops.features.embeddings import TransformerEmbeddings, save_random_encoder
 from textops.model.classifier import TextClassifier
 from textops.monitoring.drift import DriftMonitor, js_distance
 from textops.monitoring.reference import build_reference_profile
@@ -110,27 +110,6 @@ class Baseline:
                 if not c.isspace():
                     counts[self.index.get(c, other)] += 1
         return float(js_distance(counts, self.p)[0])
-
-
-def tiny_random_bert(folder: Path, texts: Sequence[str]) -> Path:
-    """A 2-layer, 32-dimensional BERT with random weights over the characters of ``texts``."""
-    import torch
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab += sorted({c for t in texts for c in t if not c.isspace()})
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", "utf-8")
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(folder)
-    return folder
 
 
 def draw(rng: np.random.Generator, pool: int, k: int) -> np.ndarray:
@@ -243,7 +222,7 @@ def main() -> int:
         # folder, first on sys.path) would shadow
         here = Path(__file__).resolve().parent
         sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-        folder = args.embeddings_dir or tiny_random_bert(Path(tempfile.mkdtemp()), fit_x)
+        folder = args.embeddings_dir or save_random_encoder(tempfile.mkdtemp(), fit_x)
         encoder = TransformerEmbeddings(folder)
         started = time.perf_counter()
         # its own generator: the windows stay those of a run without an encoder

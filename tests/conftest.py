@@ -43,29 +43,14 @@ def settings(textops_home: Path) -> Settings:
     return load_settings()
 
 
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random BERT saved with ``save_pretrained`` (vocabulary: the characters of
-    ``make_rows(80, classes=4)``), built locally: no hub, no download."""
-    from transformers import BertConfig, BertModel
+    """A tiny random BERT (64 positions) over the characters of ``make_rows(80, classes=4)``,
+    built locally: no hub, no download. ``vocab-size.json`` records its vocabulary size."""
+    from textops.features.embeddings import SPECIAL_TOKENS, save_random_encoder
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    chars = sorted({ch for text, _ in make_rows(80, classes=4) for ch in text})
-    vocab = SPECIAL + chars
-    # only a vocab.txt beside config.json: the loading code must build the tokenizer from the
-    # folder (transformers 5 silently ignores BertTokenizerFast(vocab_file=...): 5 tokens)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", "utf-8")
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(folder)
+    texts = [text for text, _ in make_rows(80, classes=4)]
+    folder = save_random_encoder(tmp_path_factory.mktemp("tiny-bert"), texts, max_positions=64)
+    vocab = SPECIAL_TOKENS + sorted({c for t in texts for c in t if not c.isspace()})
     (folder / "vocab-size.json").write_text(json.dumps(len(vocab)))
     return folder

@@ -4,10 +4,15 @@ least-privilege rights, not the admin's)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from tests.plugins.cluster import wait_until
@@ -47,3 +52,52 @@ def operator_kubeconfig(cluster: Cluster, kubectl: Kubectl, directory: Path) -> 
     path = directory / "kubeconfig"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+RELEASE_TIMEOUT_S = 60
+
+
+def delete_modeldeployments(
+    custom: Any,
+    namespace: str,
+    operator_pid: int | None,
+    operator_log: Path,
+    restart: Callable[[], None],
+) -> None:
+    """Delete every ModelDeployment of ``namespace`` while the operator runs, and wait until it
+    has released its finalizers.
+
+    If it has not within a minute, its threads' stacks are dumped into its log (SIGUSR1:
+    faulthandler) and it is restarted, which a restart-safe operator must survive; the delay
+    is reported as a warning with the log path, so a stuck pass is diagnosable, not hidden.
+    """
+    from textops.operator.spec import GROUP, PLURAL, VERSION
+
+    def remaining() -> list[Any]:
+        return list(
+            custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        )
+
+    for item in remaining():
+        custom.delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, item["metadata"]["name"]
+        )
+    try:
+        wait_until("ModelDeployments deleted", lambda: not remaining(), RELEASE_TIMEOUT_S)
+        return
+    except pytest.fail.Exception:
+        pass
+    if operator_pid is not None:
+        os.kill(operator_pid, signal.SIGUSR1)
+        wait_until(
+            "the operator's thread dump",
+            lambda: "most recent call first" in operator_log.read_text(errors="replace"),
+            30,
+        )
+    warnings.warn(
+        f"the operator did not release deleted ModelDeployments within {RELEASE_TIMEOUT_S}s; "
+        f"thread stacks in {operator_log}; restarting it",
+        stacklevel=2,
+    )
+    restart()
+    wait_until("ModelDeployments deleted after a restart", lambda: not remaining(), 120)

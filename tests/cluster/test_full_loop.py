@@ -138,39 +138,35 @@ def operator(
         env.pop(var, None)
     log = tmp_path / "operator.log"
     port = operator_metrics.rsplit(":", 1)[1]
-    process = start_process(
-        "textops-operator",
-        [
-            *(sys.executable, "-m", "textops.operator", "--namespace", k8s_namespace),
-            f"--metrics-port={port}",
-        ],
-        log,
-        env=env,
-        cwd=ROOT,
-        die_with_parent=True,
-    )
+
+    def launch() -> ManagedProcess:
+        return start_process(
+            "textops-operator",
+            [
+                *(sys.executable, "-m", "textops.operator", "--namespace", k8s_namespace),
+                f"--metrics-port={port}",
+            ],
+            log,
+            env=env,
+            cwd=ROOT,
+            die_with_parent=True,
+        )
+
+    running = [launch()]
+
+    def restart() -> None:
+        running[0].stop(timeout=20)
+        running[0] = launch()
+
     try:
-        yield process
+        yield running[0]
     finally:
         # delete the resources while the operator runs, so it releases its finalizer
-        custom = client.CustomObjectsApi(kube_api)
-        for item in custom.list_namespaced_custom_object(GROUP, VERSION, k8s_namespace, PLURAL)[
-            "items"
-        ]:
-            custom.delete_namespaced_custom_object(
-                GROUP, VERSION, k8s_namespace, PLURAL, item["metadata"]["name"]
+        if running[0].alive():
+            operator_access.delete_modeldeployments(
+                client.CustomObjectsApi(kube_api), k8s_namespace, running[0].pid, log, restart
             )
-        if process.alive():
-            wait_until(
-                "ModelDeployments deleted",
-                lambda: (
-                    not custom.list_namespaced_custom_object(GROUP, VERSION, k8s_namespace, PLURAL)[
-                        "items"
-                    ]
-                ),
-                timeout=60,
-            )
-        process.stop(timeout=20)
+        running[0].stop(timeout=20)
         print(f"---- operator log ({log}) ----\n{log.read_text(errors='replace')[-20000:]}")
 
 

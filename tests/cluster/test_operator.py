@@ -110,6 +110,10 @@ class Operator:
         if self.process is not None:
             self.process.stop(timeout=20)
 
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -138,23 +142,15 @@ def operator(
         yield op
     finally:
         # Delete the resources while the operator runs, so it releases its finalizer.
-        custom = client.CustomObjectsApi(kube_api)
         if not op.alive():
             op.start()
-        for item in custom.list_namespaced_custom_object(GROUP, VERSION, k8s_namespace, PLURAL)[
-            "items"
-        ]:
-            custom.delete_namespaced_custom_object(
-                GROUP, VERSION, k8s_namespace, PLURAL, item["metadata"]["name"]
-            )
-        wait_until(
-            "ModelDeployments deleted",
-            lambda: (
-                not custom.list_namespaced_custom_object(GROUP, VERSION, k8s_namespace, PLURAL)[
-                    "items"
-                ]
-            ),
-            timeout=60,
+        assert op.process is not None
+        operator_access.delete_modeldeployments(
+            client.CustomObjectsApi(kube_api),
+            k8s_namespace,
+            op.process.pid,
+            op.log_path,
+            restart=op.restart,
         )
         op.stop()
         # pytest shows captured output only for a failed test: there, the operator's log.

@@ -12,6 +12,7 @@ Needs the ``embeddings`` extra (``transformers`` + ``torch``).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,36 @@ class TransformerEmbeddings:
                 pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
                 out[start : start + len(batch)] = pooled.float().numpy()
         return out
+
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def save_random_encoder(
+    folder: str | Path, texts: Sequence[str], max_positions: int = 128, seed: int = 0
+) -> Path:
+    """A 2-layer, 32-dimensional BERT with random weights over the characters of ``texts``,
+    saved with ``save_pretrained``: an encoder for tests and benchmarks that downloads nothing.
+
+    Only ``vocab.txt`` and the model files are written, so loading exercises the real path
+    (the tokenizer is built from the folder). Random weights make a weak encoder: any text
+    still maps somewhere definite, which is what drift tests need, not what a model needs.
+    """
+    import torch
+    from transformers import BertConfig, BertModel
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = SPECIAL_TOKENS + sorted({c for t in texts for c in t if not c.isspace()})
+    (out / "vocab.txt").write_text("\n".join(vocab) + "\n", "utf-8")
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_positions,
+    )
+    torch.manual_seed(seed)
+    BertModel(config).save_pretrained(out)
+    return out

@@ -11,8 +11,10 @@ Prometheus metrics (``metrics.py``); off by default, so that operators started s
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
+import signal
 from collections.abc import Sequence
 
 import kopf
@@ -59,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.verbose:
         # Kopf logs every successful timer run at INFO: every few seconds per resource.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # `kill -USR1 <pid>` writes every thread's stack to stderr: what a stuck pass is waiting on
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     metrics.serve(args.metrics_port)  # before Kopf: a taken port fails the start, not later
     kopf.run(
         clusterwide=not args.namespace,
