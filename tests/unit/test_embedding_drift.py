@@ -195,7 +195,7 @@ def test_trained_model_with_an_encoder_monitors_its_embeddings(tiny_bert: Path) 
         assert monitor.uses_embeddings
         rows, emb = served.predict_proba_with_embeddings(texts[:100])
         assert emb is not None
-        np.testing.assert_allclose(rows, served.predict_proba(texts[:100]))
+        np.testing.assert_allclose(rows, clf.predict_proba(texts[:100]))
         np.testing.assert_allclose(emb[:3], clf.embed(texts[:3]), atol=1e-5)
         for text, row, e in zip(texts, rows, emb, strict=False):
             monitor.observe(text, row, e)

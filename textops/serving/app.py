@@ -196,7 +196,7 @@ class TextClassifierService:
         # observed with their probabilities: classify again only what lacks them (a text
         # classified here, in the timer's thread, would compete with requests for the GIL)
         missing = [s.text for s in report.suspects if s.proba is None]
-        fresh = iter(self._predict_rows(missing) if missing else [])
+        fresh = iter(self._predict_rows(missing)[0] if missing else [])
         rows = [list(s.proba) if s.proba is not None else next(fresh) for s in report.suspects]
         for suspect, row in zip(report.suspects, rows, strict=True):
             sample_id = "drift-" + text_sha256(suspect.text)[:32]  # same text, same capture
@@ -243,20 +243,12 @@ class TextClassifierService:
             raise ModelNotReady(f"model {self.ref.uri} is {state}")
         return self.model, self.quality
 
-    def _predict_rows(self, texts: list[str]) -> list[list[float]]:
-        """Class probabilities (in the model's class order) for many texts in one call."""
-        return self._predict_rows_embedded(texts, embed=False)[0]
-
-    def _predict_rows_embedded(
-        self, texts: list[str], embed: bool
-    ) -> tuple[list[list[float]], Any]:
-        """The rows and, with ``embed``, the sentence embeddings the model computed for them
-        (None without an encoder): the drift window reuses them, no second encoding."""
+    def _predict_rows(self, texts: list[str]) -> tuple[list[list[float]], Any]:
+        """Class probabilities (in the model's class order) for many texts in one call, and
+        the sentence embeddings the model computed on the way (None without an encoder): the
+        drift window reuses them, no second encoding."""
         model, _ = self._ready()
-        if embed:
-            proba, embeddings = model.predict_proba_with_embeddings(texts)
-        else:
-            proba, embeddings = model.predict_proba(texts), None
+        proba, embeddings = model.predict_proba_with_embeddings(texts)
         # float64 before rounding: float32 values print as 0.8044700026512146
         rows: list[list[float]] = proba.astype(float).round(6).tolist()
         return rows, embeddings
@@ -302,9 +294,7 @@ class TextClassifierService:
         """
         model, quality = self._ready()
         drift, budget = self.drift, self.drift_budget
-        rows, embeddings = self._predict_rows_embedded(
-            texts, embed=drift is not None and drift.uses_embeddings
-        )
+        rows, embeddings = self._predict_rows(texts)
         classes = model.classes
         threshold = self.config.capture_below_confidence
         # 128 random bits per id, one system call per batch (it was one per text)

@@ -96,9 +96,6 @@ class LoadedModel:
     def classes(self) -> list[str]:
         return list(self.classifier.classes)
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        return self.classifier.predict_proba(texts)
-
     def predict_proba_with_embeddings(
         self, texts: list[str]
     ) -> tuple[np.ndarray, np.ndarray | None]:
