@@ -7,45 +7,51 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.installed-stamp
 # the test environment adds the embeddings extra (torch + transformers: several GB, so the
 # demo does not install it)
 TEST_STAMP := $(VENV)/.installed-test-stamp
+EXTRAS := serving operator dev
+TEST_EXTRAS := $(EXTRAS) embeddings
 export TEXTOPS_HOME ?= $(CURDIR)/.textops
 export TEXTOPS_CACHE ?= $(HOME)/.cache/textops
 
+include mk/lock.mk
 include mk/servers.mk
 include mk/cluster.mk
 
-.PHONY: help venv demo test test-unit lint format system-deps tools benchmark manifests clean
+.PHONY: help venv demo test test-unit lint format system-deps tools images benchmark manifests clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
 	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet --progress-bar off -e '.[serving,operator,dev]'
+$(STAMP): pyproject.toml uv.lock
+	$(call install-locked,$(EXTRAS))
 	@touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(PIP) install --quiet --progress-bar off -e '.[serving,operator,dev,embeddings]'
+	$(call install-locked,$(TEST_EXTRAS))
 	@touch $(TEST_STAMP)
 
-venv: $(STAMP) ## create .venv and install the package with its extras
+venv: $(STAMP) ## create .venv with exactly the versions of uv.lock (the package and its extras)
 
 demo: $(STAMP) ## snapshot the built-in data, train, register, promote, print a summary
 	$(VENV)/bin/textops demo
 
-system-deps: ## install the Debian packages the tests need (MariaDB, Prometheus, Chromium, a CJK font)
-	@command -v mariadbd >/dev/null && command -v promtool >/dev/null && test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc && command -v chromium >/dev/null || { \
+system-deps: ## install the Debian packages the tests need (MariaDB, Prometheus, Chromium, a CJK font, Docker, mmdebstrap)
+	@command -v mariadbd >/dev/null && command -v promtool >/dev/null && test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc && command -v chromium >/dev/null \
+	  && command -v dockerd >/dev/null && command -v mmdebstrap >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    mariadb-server prometheus fonts-wqy-microhei chromium >/dev/null; }
+	    mariadb-server prometheus fonts-wqy-microhei chromium docker.io mmdebstrap >/dev/null; }
 
 tools: system-deps servers-tools cluster-tools ## build (or reuse from the cache) every server binary
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy
+images: $(STAMP) system-deps ## build the operator, training, MLflow and serving images from uv.lock (unchanged ones are reused)
+	$(PY) -m textops.packaging.images build
+
+lint: $(STAMP) lock-check ## the lock answers pyproject.toml; ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -54,11 +60,11 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(TEST_STAMP) tools lint ## install everything, start the servers, run the whole suite
+test: $(TEST_STAMP) tools lint images ## install everything, build the images, start the servers, run the whole suite
 	$(PY) -m pytest
 
-test-unit: $(TEST_STAMP) ## the fast part: no servers, no cluster, no full-corpus training
-	$(PY) -m pytest -m "not integration and not cluster and not slow"
+test-unit: $(TEST_STAMP) ## the fast part: no servers, no cluster, no images, no full-corpus training
+	$(PY) -m pytest -m "not integration and not cluster and not images and not slow"
 
 benchmark: $(STAMP) ## XGBoost default vs TF-IDF + logistic regression, side by side
 	$(PY) benchmarks/training.py

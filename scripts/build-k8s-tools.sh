@@ -41,9 +41,10 @@ new_module() {
 
 build_kubernetes() {
   local dest="$cache_root/kubernetes-$KUBERNETES_VERSION"
-  is_done "$dest" && return 0
+  # a cache from before the node binaries were added lacks kubelet: rebuild it
+  is_done "$dest" && [[ -x "$dest/kubelet" ]] && return 0
   local t0=$SECONDS
-  log "building kubernetes $KUBERNETES_VERSION (apiserver, controller-manager, scheduler, kubectl)"
+  log "building kubernetes $KUBERNETES_VERSION (apiserver, controller-manager, scheduler, kubectl, kubelet, kube-proxy)"
   local mod="$cache_root/.work/kubernetes-$KUBERNETES_VERSION"
   new_module "$mod" textops.local/k8stools
   # k8s.io/kubernetes replaces its staging modules with ./staging paths, which do not
@@ -59,7 +60,8 @@ build_kubernetes() {
     printf ')\n'
   } >>"$mod/go.mod"
   local pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
   (cd "$mod" && go get "${pkgs[@]/%/@$KUBERNETES_VERSION}")
   local v="${KUBERNETES_VERSION#v}" major minor
   major="${v%%.*}"; minor="${v#*.}"; minor="${minor%%.*}"
@@ -71,7 +73,7 @@ build_kubernetes() {
   done
   local out="$dest.tmp"
   rm -rf "$out"; mkdir -p "$out"
-  # One `go build` for all four so the shared packages compile once.
+  # One `go build` for all six so the shared packages compile once.
   (cd "$mod" && go build -trimpath -ldflags="$ld" -o "$out/" "${pkgs[@]}")
   finish "$out" "$dest"
   log "kubernetes built in $((SECONDS - t0))s"

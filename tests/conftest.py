@@ -12,7 +12,7 @@ import pytest
 from tests.synthetic import make_rows
 from textops.settings import Settings, load_settings
 
-pytest_plugins = ("tests.plugins.servers", "tests.plugins.cluster")
+pytest_plugins = ("tests.plugins.servers", "tests.plugins.cluster", "tests.plugins.images")
 
 # Fail fast instead of retrying for minutes when a server is down (the client default).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")

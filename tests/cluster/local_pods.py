@@ -54,6 +54,7 @@ from textops.devservers.procs import (
     start_process,
     stop_process_group,
 )
+from textops.packaging import recipes
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_DOCKERFILE = ROOT / "training" / "Dockerfile"
@@ -97,7 +98,10 @@ def _dockerfile(path: Path) -> Image:
             entrypoint = json.loads(rest)
     if not entrypoint or entrypoint[0] not in copies:
         raise ValueError(f"{path}: no exec-form ENTRYPOINT copied from the build context")
-    program = ROOT / copies[entrypoint[0]]
+    # the build context holds the spec's files under their context names (recipes.IMAGES)
+    context_to_repo = {dest: src for src, dest in recipes.IMAGES["training"].files.items()}
+    source = copies[entrypoint[0]]
+    program = ROOT / context_to_repo.get(source, source)
     return Image(("/bin/sh", str(program), *entrypoint[1:]), ROOT, env)
 
 

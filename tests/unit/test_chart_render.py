@@ -434,29 +434,51 @@ DOCKERFILES = [
     ROOT / "operator" / "Dockerfile",
     ROOT / "training" / "Dockerfile",
     ROOT / "images" / "mlflow" / "Dockerfile",
+    ROOT / "bentos" / "classifier" / "Dockerfile",
 ]
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_dockerfiles_pin_the_base_image_and_run_as_a_numeric_non_root_user(path: Path) -> None:
-    """The images cannot be built here (no Docker engine); their promises are checked as text."""
+def test_dockerfiles_default_to_a_pinned_base_and_run_as_a_numeric_non_root_user(
+    path: Path,
+) -> None:
+    """The base is a build argument whose default (for users) is a pinned Python image."""
     lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    defaults = [line.partition("=")[2] for line in lines if line.startswith("ARG BASE_IMAGE=")]
+    assert len(defaults) == 1, "one ARG BASE_IMAGE with a default"
+    tag = defaults[0].partition(":")[2]
+    # python:3.11.14-slim-bookworm: major.minor.patch and the Debian release
+    assert tag.count(".") >= 2 and "latest" not in tag, defaults[0]
     bases = [line.split()[1] for line in lines if line.startswith("FROM ")]
-    assert bases
-    for base in bases:
-        tag = base.partition(":")[2]
-        # python:3.11.14-slim-bookworm: major.minor.patch and the Debian release
-        assert tag.count(".") >= 2 and "latest" not in tag, base
+    assert bases and all(base == "${BASE_IMAGE}" for base in bases), bases
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1].isdigit() and int(users[-1]) >= 1000, users
 
 
-def test_mlflow_image_pins_the_versions_the_tests_run() -> None:
-    """images/mlflow pins exactly what the integration tests run against (the .venv)."""
-    from importlib.metadata import version
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_dockerfiles_install_only_the_locked_wheels(path: Path) -> None:
+    """No version is written by hand: pip installs requirements.txt (exported from uv.lock by
+    textops.packaging.images) from the context's wheels, with no index and no dependency
+    resolution of its own, then checks the result is consistent."""
+    text = path.read_text(encoding="utf-8")
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert "==" not in code, "a version pinned by hand"
+    installs = [part for part in code.split("&&") if " install " in part and "pip" in part]
+    assert len(installs) == 1, installs
+    for flag in (
+        "--no-index",
+        "--no-deps",
+        "--find-links /tmp/wheels",
+        "--requirement /tmp/wheels/requirements.txt",
+    ):
+        assert flag in " ".join(installs[0].split()), flag
+    assert "pip --python" in code and " check" in code
 
-    text = (ROOT / "images" / "mlflow" / "Dockerfile").read_text(encoding="utf-8")
-    pins = dict(word.rstrip("\\").split("==") for word in text.split() if "==" in word)
-    assert set(pins) == {"mlflow", "PyMySQL", "cryptography", "boto3"}
-    for package, pinned in pins.items():
-        assert version(package) == pinned, package
+
+def test_bentofile_names_no_version_and_installs_the_lock() -> None:
+    bentofile = yaml.safe_load(
+        (ROOT / "bentos" / "classifier" / "bentofile.yaml").read_text(encoding="utf-8")
+    )
+    python = bentofile["python"]
+    assert python["requirements_txt"] == "./requirements.lock.txt"
+    assert "packages" not in python and python["lock_packages"] is False

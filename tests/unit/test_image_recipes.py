@@ -1,0 +1,114 @@
+"""What each image installs and when a build may be reused (textops.packaging.recipes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from textops.packaging import lock, recipes
+
+ROOT = Path(__file__).resolve().parents[2]
+UV = Path(sys.executable).with_name("uv")
+
+
+def export(spec: recipes.ImageSpec) -> dict[str, str]:
+    """The image's selection of uv.lock, through the real `uv export`."""
+    text = subprocess.run(
+        [str(UV), *recipes.export_args(spec, hashes=False)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return lock.pinned(text)
+
+
+def test_each_image_installs_a_subset_of_the_lock_at_the_locked_versions() -> None:
+    locked = lock.versions(lock.read())
+    for spec in recipes.IMAGES.values():
+        selected = export(spec)
+        assert selected, spec.name
+        assert {n: locked[n] for n in selected} == selected, spec.name
+
+
+def test_serving_and_operator_images_carry_no_torch_unless_asked() -> None:
+    for name in ("serving", "operator"):
+        selected = export(recipes.IMAGES[name])
+        assert "torch" not in selected and "transformers" not in selected, name
+        assert "pytest" not in selected and "mypy" not in selected, name
+    assert "kopf" in export(recipes.IMAGES["operator"])
+    assert "bentoml" in export(recipes.IMAGES["serving"])
+    with_encoder = export(recipes.with_variant(recipes.IMAGES["serving"], "embeddings"))
+    assert "torch" in with_encoder and "bentoml" in with_encoder
+
+
+def test_the_mlflow_image_holds_its_group_and_not_the_project_dependencies() -> None:
+    selected = export(recipes.IMAGES["mlflow"])
+    assert {"mlflow", "pymysql", "cryptography", "boto3"} <= set(selected)
+    assert "xgboost-cpu" not in selected and "snownlp" not in selected
+    with pytest.raises(ValueError, match="no variants"):
+        recipes.with_variant(recipes.IMAGES["mlflow"], "embeddings")
+
+
+def test_the_digest_follows_every_input_and_nothing_else(tmp_path: Path) -> None:
+    spec = recipes.ImageSpec("x", "Dockerfile", files={"entry.sh": "entry.sh"}, bento="bento")
+    for rel, text in {
+        "Dockerfile": "FROM x",
+        "entry.sh": "run",
+        "pyproject.toml": "[project]",
+        "README.md": "hi",
+        "textops/a.py": "a = 1",
+        "bento/service.py": "s",
+    }.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+
+    pyproject: dict[str, Any] = {
+        "project": {"name": "textops"},
+        "tool": {"pytest": {"markers": ["a"]}},
+    }
+
+    def digest(requirements: str = "a==1\n", base: str = "base:1") -> str:
+        files = recipes.source_files(tmp_path, spec)
+        return recipes.input_digest(tmp_path, files, requirements, base, spec, pyproject)
+
+    first = digest()
+    assert digest() == first  # stable
+    (tmp_path / "textops" / "__pycache__").mkdir()
+    (tmp_path / "textops" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    assert digest() == first  # byte code is not an input
+    assert digest(requirements="a==2\n") != first
+    assert digest(base="base:2") != first
+    pyproject["tool"]["pytest"]["markers"].append("b")  # test settings are not in the wheel
+    assert digest() == first
+    pyproject["project"]["version"] = "2"
+    assert digest() != first
+    del pyproject["project"]["version"]
+    for rel in ("textops/a.py", "bento/service.py", "entry.sh", "Dockerfile"):
+        before = (tmp_path / rel).read_text()
+        (tmp_path / rel).write_text(before + " ")
+        assert digest() != first, rel
+        (tmp_path / rel).write_text(before)
+    assert digest() == first
+
+
+def test_tags_name_the_release_and_the_exact_build() -> None:
+    spec = recipes.IMAGES["operator"]
+    assert recipes.tags(spec, "0.1.0", "ab" * 32) == [
+        "textops/operator:0.1.0",
+        f"textops/operator:in-{'ab' * 8}",
+    ]
+    args = recipes.docker_build_args(spec, Path("/ctx"), "base:1", ["a:1"])
+    assert args[args.index("--build-arg") + 1] == "BASE_IMAGE=base:1"
+    assert args[-1] == "/ctx" and "--pull=false" in args
+
+
+def test_the_base_recipe_is_named_by_its_content() -> None:
+    args = recipes.base_mmdebstrap_args(Path("/out/base.tar"))
+    assert args[-2:] == ["bookworm", "/out/base.tar"]
+    assert "--include=python3,python3-venv,ca-certificates" in args
+    assert recipes.base_tag().startswith("textops/python-base:3.11-bookworm-")

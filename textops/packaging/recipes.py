@@ -1,0 +1,196 @@
+"""What each of the project's images is made of (pure: plain data in, plain data out).
+
+Why: the builder (`textops.packaging.images`) only runs commands; which lock selection an image
+installs, which files its build context holds, what its tags are and when an unchanged tree
+may reuse an earlier build are decisions, tested here without Docker.
+
+Every image installs its Python packages from uv.lock (`uv export` of one selection of extras
+or dependency groups) as wheels the host prepared, with `pip --no-index`: the image holds
+exactly the lock's versions and nothing the build container downloads itself. Its base is
+`ARG BASE_IMAGE`: the official Python slim image for users, a bookworm root file system made
+from Debian's packages (mmdebstrap) on machines that reach no container registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Bumped when the way contexts are assembled changes, so no build of the old way is reused.
+RECIPE_VERSION = "1"
+REPOSITORY = "textops"
+WHEELS_DIR = "wheels"  # in each build context: the locked wheels and requirements.txt
+REQUIREMENTS = "requirements.txt"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image: its Dockerfile, the lock selection it installs and the files it needs."""
+
+    name: str
+    dockerfile: str  # relative to the repository root
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    with_project: bool = True  # install the textops wheel and its main dependencies
+    files: Mapping[str, str] = field(default_factory=dict)  # repo path -> path in the context
+    bento: str | None = None  # a bento folder to `bentoml build` into the context's bento/
+
+
+IMAGES: dict[str, ImageSpec] = {
+    spec.name: spec
+    for spec in (
+        ImageSpec("operator", "operator/Dockerfile", extras=("operator",)),
+        ImageSpec(
+            "training",
+            "training/Dockerfile",
+            files={"training/entrypoint.sh": "entrypoint.sh"},
+        ),
+        ImageSpec(
+            "mlflow", "images/mlflow/Dockerfile", groups=("mlflow-server",), with_project=False
+        ),
+        ImageSpec(
+            "serving",
+            "bentos/classifier/Dockerfile",
+            extras=("serving",),
+            bento="bentos/classifier",
+        ),
+    )
+}
+
+# The embeddings extra (torch, transformers) is several GB: only models with a sentence
+# encoder need it, so it is a variant a user asks for, never part of the default images.
+VARIANT_EXTRAS = {"embeddings": ("embeddings",)}
+
+
+def with_variant(spec: ImageSpec, variant: str | None) -> ImageSpec:
+    """`spec` with a variant's extras added (`serving` + embeddings -> `serving-embeddings`)."""
+    if not variant:
+        return spec
+    if variant not in VARIANT_EXTRAS:
+        raise ValueError(f"unknown variant {variant!r}: one of {sorted(VARIANT_EXTRAS)}")
+    if not spec.with_project:
+        raise ValueError(f"the {spec.name} image does not install textops: it has no variants")
+    return ImageSpec(
+        name=f"{spec.name}-{variant}",
+        dockerfile=spec.dockerfile,
+        extras=spec.extras + VARIANT_EXTRAS[variant],
+        groups=spec.groups,
+        with_project=spec.with_project,
+        files=spec.files,
+        bento=spec.bento,
+    )
+
+
+def export_args(spec: ImageSpec, *, hashes: bool) -> list[str]:
+    """`uv export` arguments giving the image's locked requirements (never the project)."""
+    args = ["export", "--frozen", "--quiet", "--no-emit-project", "--format", "requirements.txt"]
+    if spec.with_project:
+        for extra in spec.extras:
+            args += ["--extra", extra]
+        for group in spec.groups:
+            args += ["--group", group]
+    else:  # only the groups' own closure, not the project's dependencies
+        for group in spec.groups:
+            args += ["--only-group", group]
+    if not hashes:
+        args.append("--no-hashes")
+    return args
+
+
+def source_files(root: Path, spec: ImageSpec) -> list[Path]:
+    """Every file whose content goes into the image, in a stable order (for the digest)."""
+    paths = [root / spec.dockerfile, *(root / p for p in spec.files)]
+    if spec.with_project:  # pyproject.toml counts through wheel_metadata(), not as a file
+        paths += [root / "README.md", *_tree(root / "textops")]
+    if spec.bento:
+        paths += _tree(root / spec.bento)
+    return sorted(set(paths))
+
+
+def _tree(folder: Path) -> list[Path]:
+    return [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".whl")
+    ]
+
+
+# The tables of pyproject.toml that shape the textops wheel; tool settings (pytest, ruff, mypy)
+# do not, so editing them rebuilds no image.
+WHEEL_TABLES = ("build-system", "project", "tool.setuptools")
+
+
+def wheel_metadata(pyproject: Mapping) -> str:
+    """The part of pyproject.toml that goes into the wheel, as stable text."""
+    picked = {}
+    for table in WHEEL_TABLES:
+        node = pyproject
+        for key in table.split("."):
+            node = node.get(key, {})
+        picked[table] = node
+    return json.dumps(picked, sort_keys=True)
+
+
+def input_digest(
+    root: Path,
+    files: Iterable[Path],
+    requirements: str,
+    base_image: str,
+    spec: ImageSpec,
+    pyproject: Mapping | None = None,
+) -> str:
+    """sha256 over everything a build depends on: equal digests mean an equal image."""
+    h = hashlib.sha256()
+    metadata = wheel_metadata(pyproject) if spec.with_project and pyproject else ""
+    for part in (RECIPE_VERSION, base_image, repr(spec), requirements, metadata):
+        h.update(part.encode())
+        h.update(b"\0")
+    for path in files:
+        h.update(str(path.relative_to(root)).encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def tags(spec: ImageSpec, version: str, digest: str) -> list[str]:
+    """The release tag users and the chart name, and a content tag naming this exact build."""
+    name = f"{REPOSITORY}/{spec.name}"
+    return [f"{name}:{version}", f"{name}:in-{digest[:16]}"]
+
+
+def docker_build_args(
+    spec: ImageSpec, context: Path, base_image: str, image_tags: Iterable[str]
+) -> list[str]:
+    """`docker build` with the classic builder (no BuildKit features are used)."""
+    args = ["build", "--pull=false", "--build-arg", f"BASE_IMAGE={base_image}"]
+    for tag in image_tags:
+        args += ["--tag", tag]
+    args += ["--file", str(context / "Dockerfile"), str(context)]
+    return args
+
+
+# ----------------------------------------------------------------------------- the base image
+
+BASE_SUITE = "bookworm"
+BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+# Documentation and translations are dropped from the base (users never read them in a pod).
+BASE_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*")
+BASE_REPOSITORY = f"{REPOSITORY}/python-base"
+
+
+def base_mmdebstrap_args(output: Path) -> list[str]:
+    """A minimal bookworm root file system with Python 3.11 and venv, as a tar."""
+    args = ["--variant=minbase", f"--include={','.join(BASE_PACKAGES)}"]
+    args += [f"--dpkgopt=path-exclude={p}" for p in BASE_EXCLUDES]
+    args += ["--dpkgopt=path-include=/usr/share/doc/*/copyright"]
+    return [*args, BASE_SUITE, str(output)]
+
+
+def base_tag() -> str:
+    """The local base's tag: changes whenever its recipe does."""
+    recipe = repr((RECIPE_VERSION, BASE_SUITE, BASE_PACKAGES, BASE_EXCLUDES))
+    return f"{BASE_REPOSITORY}:3.11-{BASE_SUITE}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
