@@ -27,8 +27,9 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
 	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml uv.lock
-	$(call install-locked,$(EXTRAS))
+# A venv that already has the test extras keeps them (a sync without them would remove torch)
+$(STAMP): pyproject.toml uv.lock mk/lock.mk
+	$(call install-locked,$(if $(wildcard $(TEST_STAMP)),$(TEST_EXTRAS),$(EXTRAS)))
 	@touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
@@ -40,13 +41,19 @@ venv: $(STAMP) ## create .venv with exactly the versions of uv.lock (the package
 demo: $(STAMP) ## snapshot the built-in data, train, register, promote, print a summary
 	$(VENV)/bin/textops demo
 
-system-deps: ## install the Debian packages the tests need (MariaDB, Prometheus, Chromium, a CJK font, Docker, mmdebstrap)
-	@command -v mariadbd >/dev/null && command -v promtool >/dev/null && test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc && command -v chromium >/dev/null \
-	  && command -v dockerd >/dev/null && command -v mmdebstrap >/dev/null || { \
+DEBIAN_PACKAGES := mariadb-server prometheus fonts-wqy-microhei chromium docker.io mmdebstrap \
+  libseccomp-dev iptables iproute2 gcc libc6-dev
+
+system-deps: ## install the Debian packages the tests need (MariaDB, Prometheus, Chromium, a CJK font, Docker, mmdebstrap, runc's libseccomp)
+	@missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(DEBIAN_PACKAGES) 2>&1 \
+	  | grep -v '^ii ' || true); \
+	if [ -n "$$missing" ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    mariadb-server prometheus fonts-wqy-microhei chromium docker.io mmdebstrap >/dev/null; }
+	    $(DEBIAN_PACKAGES) >/dev/null; fi
 
 tools: system-deps servers-tools cluster-tools ## build (or reuse from the cache) every server binary
+
+cluster-tools: system-deps
 
 images: $(STAMP) system-deps ## build the operator, training, MLflow and serving images from uv.lock (unchanged ones are reused)
 	$(PY) -m textops.packaging.images build

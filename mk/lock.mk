@@ -23,7 +23,9 @@ endif
 
 # install-locked EXTRAS: make $(VENV) hold exactly the lock's packages for those extras (uv
 # itself comes from the lock too, bootstrapped by pip with its hashes), then the project as an
-# editable install. A stale lock stops here with what changed.
+# editable install. A stale lock stops here with what changed. Bytecode is compiled at install
+# (as pip does; uv does not by default): with PYTHONDONTWRITEBYTECODE set, as on these
+# machines, every process would otherwise compile torch and MLflow from source at each import.
 define install-locked
 	@python3 -m textops.packaging.lock check
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -31,8 +33,8 @@ define install-locked
 	  -r <(python3 -m textops.packaging.lock requirement uv)
 	@$(UV) export --frozen --quiet --no-emit-project --format requirements.txt \
 	  $(addprefix --extra ,$(1)) -o $(VENV)/requirements.lock.txt
-	@t0=$$SECONDS; $(UV) pip sync --python $(PY) --require-hashes $(VENV)/requirements.lock.txt \
-	  && $(UV) pip install --quiet --python $(PY) --no-deps -e . \
+	@t0=$$SECONDS; $(UV) pip sync --python $(PY) --require-hashes --compile-bytecode $(VENV)/requirements.lock.txt \
+	  && $(UV) pip install --quiet --python $(PY) --no-deps --compile-bytecode -e . \
 	  && echo "venv: installed the lock's packages for extras [$(1)] in $$((SECONDS - t0)) s"
 endef
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the dev-cluster binaries (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubectl, etcd, kwok, helm) from Go modules with the installed Go, pinned by
-# textops/devcluster/versions.env, into a versioned cache outside the repository:
+# kubectl, kubelet, kube-proxy, etcd, kwok, helm; the node's containerd, runc, CNI plugins
+# and CoreDNS; Prometheus for the chart's stand-in image) from Go modules with the installed
+# Go, pinned by textops/devcluster/versions.env, into a versioned cache outside the repository:
 #   ${TEXTOPS_CACHE:-$HOME/.cache/textops}/tools-v1/<tool>-<version>/
 # A tool whose folder has a .complete stamp is not rebuilt, so a warm run is a no-op.
 # Prints one line per tool: "<tool> <version> <folder>".
@@ -103,40 +104,105 @@ build_etcd() {
   log "etcd built in $((SECONDS - t0))s"
 }
 
-build_kwok() {
-  local dest="$cache_root/kwok-$KWOK_VERSION"
+# install_tool FOLDER WHAT GO-INSTALL-ARGS...: `go install` into the cache folder FOLDER,
+# skipped when that folder is finished; WHAT names the build in the log.
+install_tool() {
+  local dest="$cache_root/$1" what=$2
+  shift 2
   is_done "$dest" && return 0
-  local t0=$SECONDS
-  log "building kwok $KWOK_VERSION"
-  local out="$dest.tmp"
+  local t0=$SECONDS out="$dest.tmp"
+  log "building $what"
   rm -rf "$out"; mkdir -p "$out"
-  GOBIN="$out" GOFLAGS=-buildvcs=false go install -trimpath \
+  GOBIN="$out" go install -trimpath "$@"
+  finish "$out" "$dest"
+  log "$what built in $((SECONDS - t0))s"
+}
+
+build_kwok() {
+  GOFLAGS=-buildvcs=false install_tool "kwok-$KWOK_VERSION" "kwok $KWOK_VERSION" \
     -ldflags="$ldflags_base -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" \
     "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-  finish "$out" "$dest"
-  log "kwok built in $((SECONDS - t0))s"
 }
 
 build_helm() {
-  local dest="$cache_root/helm-$HELM_VERSION"
-  is_done "$dest" && return 0
-  local t0=$SECONDS
-  log "building helm $HELM_VERSION"
   local major="${HELM_VERSION%%.*}"
-  local out="$dest.tmp"
-  rm -rf "$out"; mkdir -p "$out"
-  GOBIN="$out" GOFLAGS=-buildvcs=false go install -trimpath \
+  GOFLAGS=-buildvcs=false install_tool "helm-$HELM_VERSION" "helm $HELM_VERSION" \
     -ldflags="$ldflags_base -X helm.sh/helm/$major/internal/version.version=$HELM_VERSION" \
     "helm.sh/helm/$major/cmd/helm@$HELM_VERSION"
+}
+
+build_containerd() {
+  local m="github.com/containerd/containerd/v2"
+  install_tool "containerd-$CONTAINERD_VERSION" \
+    "containerd $CONTAINERD_VERSION (containerd, containerd-shim-runc-v2, ctr)" \
+    -tags "no_btrfs no_devmapper no_zfs" \
+    -ldflags="$ldflags_base -X $m/version.Version=$CONTAINERD_VERSION" \
+    "$m/cmd/containerd@$CONTAINERD_VERSION" "$m/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+    "$m/cmd/ctr@$CONTAINERD_VERSION"
+}
+
+build_runc() {
+  CGO_ENABLED=1 install_tool "runc-$RUNC_VERSION" \
+    "runc $RUNC_VERSION (cgo, seccomp: needs Debian's libseccomp-dev)" -tags seccomp \
+    -ldflags="$ldflags_base -X main.version=${RUNC_VERSION#v}" \
+    "github.com/opencontainers/runc@$RUNC_VERSION"
+}
+
+build_cni() {
+  local folder="cni-plugins-$CNI_PLUGINS_VERSION" p="github.com/containernetworking/plugins/plugins"
+  # a cache from before the firewall plugin was added lacks it: rebuild
+  [[ -x "$cache_root/$folder/firewall" ]] || rm -f "$cache_root/$folder/.complete"
+  install_tool "$folder" \
+    "CNI plugins $CNI_PLUGINS_VERSION (bridge, host-local, loopback, portmap, firewall)" \
+    -ldflags="$ldflags_base" \
+    "$p/main/bridge@$CNI_PLUGINS_VERSION" "$p/ipam/host-local@$CNI_PLUGINS_VERSION" \
+    "$p/main/loopback@$CNI_PLUGINS_VERSION" "$p/meta/portmap@$CNI_PLUGINS_VERSION" \
+    "$p/meta/firewall@$CNI_PLUGINS_VERSION"
+}
+
+build_coredns() {
+  install_tool "coredns-$COREDNS_VERSION" "coredns $COREDNS_VERSION" \
+    -ldflags="$ldflags_base" "github.com/coredns/coredns@$COREDNS_VERSION"
+}
+
+build_prometheus() {
+  local dest="$cache_root/prometheus-$PROMETHEUS_VERSION"
+  is_done "$dest" && return 0
+  local t0=$SECONDS
+  # Prometheus 3.X.Y is published as Go module v0.3XX.Y (v3.5.0 -> v0.305.0).
+  local v="${PROMETHEUS_VERSION#v}" major minor patch
+  major="${v%%.*}"; minor="${v#*.}"; minor="${minor%%.*}"; patch="${v##*.}"
+  local modver="v0.$((major * 100 + minor)).$patch"
+  log "building prometheus $PROMETHEUS_VERSION (module $modver; no web UI assets)"
+  # Its go.mod has replace/exclude directives, which `go install pkg@version` refuses: build
+  # in the downloaded module itself, so exactly its go.mod and go.sum apply.
+  local src
+  src=$(go mod download -json "github.com/prometheus/prometheus@$modver" \
+    | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [[ -d "$src" ]] || { log "could not download github.com/prometheus/prometheus@$modver"; exit 1; }
+  local p=github.com/prometheus/common/version
+  local ld="$ldflags_base -X $p.Version=$v -X $p.Revision=$modver -X $p.Branch=release-$major.$minor"
+  ld+=" -X $p.BuildUser=textops -X $p.BuildDate=$(date -u +%Y%m%d-%H:%M:%S)"
+  local out="$dest.tmp"
+  rm -rf "$out"; mkdir -p "$out"
+  # netgo as upstream's release builds (.promu.yml); -mod=readonly: the module cache is
+  # read-only and its go.sum is complete.
+  GOFLAGS="-buildvcs=false -mod=readonly" go build -C "$src" -trimpath -tags netgo \
+    -ldflags="$ld" -o "$out/prometheus" ./cmd/prometheus
   finish "$out" "$dest"
-  log "helm built in $((SECONDS - t0))s"
+  log "prometheus built in $((SECONDS - t0))s"
 }
 
 start=$SECONDS
-only="${*:-kubernetes etcd kwok helm}"
+only="${*:-kubernetes etcd kwok helm containerd runc cni coredns prometheus}"
 for tool in $only; do "build_$tool"; done
 [[ $((SECONDS - start)) -gt 1 ]] && log "done in $((SECONDS - start))s"
 printf 'kubernetes %s %s\n' "$KUBERNETES_VERSION" "$cache_root/kubernetes-$KUBERNETES_VERSION"
 printf 'etcd %s %s\n' "$ETCD_VERSION" "$cache_root/etcd-$ETCD_VERSION"
 printf 'kwok %s %s\n' "$KWOK_VERSION" "$cache_root/kwok-$KWOK_VERSION"
 printf 'helm %s %s\n' "$HELM_VERSION" "$cache_root/helm-$HELM_VERSION"
+printf 'containerd %s %s\n' "$CONTAINERD_VERSION" "$cache_root/containerd-$CONTAINERD_VERSION"
+printf 'runc %s %s\n' "$RUNC_VERSION" "$cache_root/runc-$RUNC_VERSION"
+printf 'cni %s %s\n' "$CNI_PLUGINS_VERSION" "$cache_root/cni-plugins-$CNI_PLUGINS_VERSION"
+printf 'coredns %s %s\n' "$COREDNS_VERSION" "$cache_root/coredns-$COREDNS_VERSION"
+printf 'prometheus %s %s\n' "$PROMETHEUS_VERSION" "$cache_root/prometheus-$PROMETHEUS_VERSION"

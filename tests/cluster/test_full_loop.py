@@ -535,8 +535,15 @@ def test_drift_retrains_promotes_and_rolls_out_then_a_candidate_without_new_data
         k8s.cordon(True)  # the Job's pod must wait while its container runs here (see top)
         shifted = news_sentences(300)
         loop.send(served_v1.pod.url, shifted, v1)
+        # both scores: a reading can hold the prediction score before the feature one's window
+        # has samples (then it is absent, not 0)
         wait_until(
-            "Drifting=True", lambda: k8s.condition("Drifting").get("status") == "True", timeout=120
+            "Drifting=True with both drift scores",
+            lambda: (
+                k8s.condition("Drifting").get("status") == "True"
+                and "feature" in k8s.status().get("drift", {})
+            ),
+            timeout=120,
         )
         assert k8s.status()["drift"]["feature"] > 1.0
         [job1] = wait_until("the retraining Job", k8s.jobs, timeout=60)

@@ -277,6 +277,9 @@ def test_rollout_pins_the_alias_version_and_follows_it(
     assert k8s.deployment_uri("reviews") == f"models:/{model}/{v2}"
     history = k8s.status("reviews")["history"]
     assert [(h["event"], h["version"]) for h in history] == [("RolledOut", v1), ("RolledOut", v2)]
+    # nothing is done at deletion (the garbage collector takes the children): no finalizer,
+    # so a deletion never waits for the operator
+    assert not k8s.mdep("reviews")["metadata"].get("finalizers")
     assert operator.alive()
 
 

@@ -26,7 +26,7 @@ LIST_DISTRIBUTIONS = (
 )
 
 
-def run_in(image: str, *argv: str, entrypoint: str = "python") -> str:
+def run_in(image: str, *argv: str, entrypoint: str = "python", user: str = "10001") -> str:
     done = subprocess.run(
         [
             "docker",
@@ -38,7 +38,7 @@ def run_in(image: str, *argv: str, entrypoint: str = "python") -> str:
             "--tmpfs",
             "/tmp",
             "--user",
-            "10001",
+            user,
             "--entrypoint",
             entrypoint,
             image,
@@ -53,7 +53,10 @@ def run_in(image: str, *argv: str, entrypoint: str = "python") -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize("name", list(recipes.IMAGES))
+PYTHON_IMAGES = [name for name, spec in recipes.IMAGES.items() if spec.installs_the_lock]
+
+
+@pytest.mark.parametrize("name", PYTHON_IMAGES)
 def test_each_image_holds_exactly_its_selection_of_the_lock(
     name: str, built_images: dict[str, images.Built]
 ) -> None:
@@ -83,6 +86,21 @@ def test_the_images_start_their_programs_as_the_chart_runs_them(
         "print(service.TextClassifierService.name)",
     )
     assert served.strip() == "textops-classifier"
+
+
+def test_the_stand_ins_run_their_servers_as_the_chart_runs_them(
+    built_images: dict[str, images.Built],
+) -> None:
+    """The chart runs them for real on the dev cluster's node (tests/cluster/test_chart.py);
+    here: the right program, as the uid the chart gives it, on a read-only root."""
+    tag = {name: built_images[name].tags[-1] for name in recipes.STANDINS}
+    mariadb = run_in(tag["mariadb-standin"], "--version", entrypoint="mariadbd", user="999")
+    assert "MariaDB" in mariadb
+    assert "Version" in run_in(tag["s3-standin"], "--version", entrypoint="versitygw")
+    prometheus = run_in(
+        tag["prometheus-standin"], "--version", entrypoint="prometheus", user="65534"
+    )
+    assert "prometheus, version 3." in prometheus
 
 
 def test_an_unchanged_tree_rebuilds_nothing(built_images: dict[str, images.Built]) -> None:

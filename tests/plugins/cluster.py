@@ -23,13 +23,21 @@ from typing import Any, TypeVar
 import pytest
 
 from textops.devcluster import Cluster, ClusterStartError, ToolsMissing, find, start_cluster
+from textops.devcluster.cluster import REAL_NODE_TAINT, RealNode
+from textops.packaging import images
 
 T = TypeVar("T")
 _CLUSTER_KEY = pytest.StashKey[Cluster]()
 
 
+# What a pod needs to run on the real node while kwok's nodes still carry the older tests.
+REAL_NODE_TOLERATION = {**REAL_NODE_TAINT, "operator": "Equal"}
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "cluster: needs the dev Kubernetes cluster (kwok nodes)")
+    config.addinivalue_line(
+        "markers", "cluster: needs the dev Kubernetes cluster (a real node and kwok nodes)"
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -48,11 +56,15 @@ def pytest_runtest_makereport(
 
 @pytest.fixture(scope="session")
 def k8s_cluster(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    built_images: dict[str, images.Built],
 ) -> Iterator[Cluster]:
-    """A ready cluster: etcd, kube-apiserver, controller-manager, scheduler and kwok.
+    """A ready cluster: etcd, kube-apiserver, controller-manager, scheduler, the real node
+    (the project's images imported; tainted: pods need REAL_NODE_TOLERATION) and kwok.
 
-    Env TEXTOPS_TEST_NODES sets the number of fake nodes (default 2).
+    Env TEXTOPS_TEST_NODES sets the number of fake nodes (default 2). At the end the cluster
+    must leave nothing on the machine (no process, mount, device, iptables chain, cgroup).
     """
     problem = ""
     try:
@@ -66,7 +78,12 @@ def k8s_cluster(
     previous = _sigterm_as_interrupt()
     t0 = time.monotonic()
     try:
-        cluster = start_cluster(workdir, nodes=nodes, tools=tools, die_with_parent=True)
+        real_node = RealNode(
+            images=tuple(tuple(b.tags) for b in built_images.values()), tainted=True
+        )
+        cluster = start_cluster(
+            workdir, nodes=nodes, real_node=real_node, tools=tools, die_with_parent=True
+        )
     except ClusterStartError as exc:
         problem = str(exc)
     if problem:
@@ -77,9 +94,10 @@ def k8s_cluster(
     try:
         yield cluster
     finally:
-        cluster.stop()
+        left = cluster.stop()
         del request.config.stash[_CLUSTER_KEY]
         _restore_sigterm(previous)
+    assert not left, f"the dev cluster left behind: {left}"
 
 
 def _sigterm_as_interrupt() -> Any:

@@ -13,6 +13,7 @@ applies the same scenarios to the real API server.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -27,7 +28,11 @@ from textops.devcluster.tools import cache_root, versions
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "textops"
-SCENARIOS = [*sorted((CHART / "ci").glob("*-values.yaml")), CHART / "values-kind.yaml"]
+SCENARIOS = [
+    *sorted((CHART / "ci").glob("*-values.yaml")),
+    CHART / "values-kind.yaml",
+    CHART / "values-dev.yaml",
+]
 POD_KINDS = ("Deployment", "Job")
 MONITORING_APIS = ("monitoring.coreos.com/v1/PodMonitor", "monitoring.coreos.com/v1/PrometheusRule")
 
@@ -415,6 +420,19 @@ def test_plain_manifests_are_generated_from_the_chart() -> None:
     )
 
 
+def test_the_kustomization_installs_every_generated_manifest() -> None:
+    """`kubectl apply -k manifests/` installs CRD, RBAC and operator: exactly the generated
+    files (the cluster tests apply it for real)."""
+    spec = importlib.util.spec_from_file_location(
+        "render", ROOT / "scripts" / "render-manifests.py"
+    )
+    assert spec is not None and spec.loader is not None
+    render_manifests = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render_manifests)
+    kustomization = yaml.safe_load((ROOT / "manifests" / "kustomization.yaml").read_text())
+    assert sorted(kustomization["resources"]) == sorted(render_manifests.OUTPUTS)
+
+
 def test_plain_crd_is_the_chart_crd() -> None:
     """The CRD the cluster tests apply from manifests/ is the one `helm install` creates."""
     from_chart = render("--show-only", "templates/crd/modeldeployments.textops.io.yaml")[0]
@@ -449,30 +467,48 @@ def test_dockerfiles_default_to_a_pinned_base_and_run_as_a_numeric_non_root_user
     tag = defaults[0].partition(":")[2]
     # python:3.11.14-slim-bookworm: major.minor.patch and the Debian release
     assert tag.count(".") >= 2 and "latest" not in tag, defaults[0]
-    bases = [line.split()[1] for line in lines if line.startswith("FROM ")]
-    assert bases and all(base == "${BASE_IMAGE}" for base in bases), bases
+    froms = [line.split() for line in lines if line.startswith("FROM ")]
+    stages = {words[3] for words in froms if len(words) == 4 and words[2] == "AS"}
+    bases = [words[1] for words in froms]
+    assert bases and all(base == "${BASE_IMAGE}" or base in stages for base in bases), bases
+    assert bases[-1] == "${BASE_IMAGE}"  # the image users get starts from the base itself
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1].isdigit() and int(users[-1]) >= 1000, users
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_dockerfiles_install_only_the_locked_wheels(path: Path) -> None:
-    """No version is written by hand: pip installs requirements.txt (exported from uv.lock by
-    textops.packaging.images) from the context's wheels, with no index and no dependency
-    resolution of its own, then checks the result is consistent."""
-    text = path.read_text(encoding="utf-8")
-    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    assert "==" not in code, "a version pinned by hand"
-    installs = [part for part in code.split("&&") if " install " in part and "pip" in part]
-    assert len(installs) == 1, installs
-    for flag in (
-        "--no-index",
-        "--no-deps",
-        "--find-links /tmp/wheels",
-        "--requirement /tmp/wheels/requirements.txt",
-    ):
-        assert flag in " ".join(installs[0].split()), flag
-    assert "pip --python" in code and " check" in code
+    """No version is written by hand: each Dockerfile runs images/install-locked.sh, which
+    installs requirements.txt (exported from uv.lock by textops.packaging.images) from the
+    context's wheels, then (except MLflow's image) the textops wheel, each with no index and
+    no dependency resolution of its own, and checks that the result is consistent."""
+    code = "\n".join(
+        line for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith("#")
+    )
+    assert "==" not in code and "pip install" not in code, "installs outside the script"
+    runs = [line for line in code.splitlines() if "install-locked.sh" in line]
+    steps = [line.split()[-2] for line in runs if line.startswith("RUN ")]
+    assert steps == (["dependencies"] if "mlflow" in str(path) else ["dependencies", "project"])
+
+
+def test_the_install_script_installs_exactly_the_context_and_checks_it() -> None:
+    script = (ROOT / "images" / "install-locked.sh").read_text(encoding="utf-8")
+    code = " ".join(
+        line.strip().rstrip("\\")
+        for line in script.splitlines()
+        if not line.lstrip().startswith("#")
+    )
+    assert "==" not in code
+    installs = [part for part in code.split("pip install")[1:]]
+    assert len(installs) == 2
+    for install in installs:
+        assert "--no-index" in install and "--no-deps" in install, install
+    assert "--find-links /tmp/wheels --requirement /tmp/wheels/requirements.txt" in " ".join(
+        installs[0].split()
+    )
+    assert "/tmp/project/textops-*.whl" in installs[1]
+    assert code.count("pip check") == 2
+    assert "python3 -m venv --without-pip" in code
 
 
 def test_bentofile_names_no_version_and_installs_the_lock() -> None:

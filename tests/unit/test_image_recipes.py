@@ -30,6 +30,9 @@ def export(spec: recipes.ImageSpec) -> dict[str, str]:
 def test_each_image_installs_a_subset_of_the_lock_at_the_locked_versions() -> None:
     locked = lock.versions(lock.read())
     for spec in recipes.IMAGES.values():
+        if not spec.installs_the_lock:
+            assert spec.name in recipes.STANDINS
+            continue
         selected = export(spec)
         assert selected, spec.name
         assert {n: locked[n] for n in selected} == selected, spec.name
@@ -63,6 +66,7 @@ def test_the_digest_follows_every_input_and_nothing_else(tmp_path: Path) -> None
         "README.md": "hi",
         "textops/a.py": "a = 1",
         "bento/service.py": "s",
+        "images/install-locked.sh": "pip install",
     }.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
@@ -88,12 +92,33 @@ def test_the_digest_follows_every_input_and_nothing_else(tmp_path: Path) -> None
     pyproject["project"]["version"] = "2"
     assert digest() != first
     del pyproject["project"]["version"]
-    for rel in ("textops/a.py", "bento/service.py", "entry.sh", "Dockerfile"):
+    for rel in (
+        "textops/a.py",
+        "bento/service.py",
+        "entry.sh",
+        "Dockerfile",
+        "images/install-locked.sh",
+    ):
         before = (tmp_path / rel).read_text()
         (tmp_path / rel).write_text(before + " ")
         assert digest() != first, rel
         (tmp_path / rel).write_text(before)
     assert digest() == first
+
+
+def test_a_stand_in_is_rebuilt_when_its_binary_changes(tmp_path: Path) -> None:
+    spec = recipes.IMAGES["s3-standin"]
+    assert not spec.installs_the_lock and spec.tools == {"versitygw": "versitygw"}
+    binary = tmp_path / "versitygw"
+    binary.write_bytes(b"v1")
+    files = recipes.source_files(ROOT, spec)
+    first = recipes.input_digest(ROOT, files, "", "base:1", spec, None, {"versitygw": binary})
+    binary.write_bytes(b"v2")
+    assert (
+        recipes.input_digest(ROOT, files, "", "base:1", spec, None, {"versitygw": binary}) != first
+    )
+    with pytest.raises(ValueError, match="no variants"):
+        recipes.with_variant(spec, "embeddings")
 
 
 def test_tags_name_the_release_and_the_exact_build() -> None:

@@ -14,7 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-from .cluster import ClusterStartError, default_workdir, start_cluster, status, stop_cluster
+from .cluster import (
+    ClusterStartError,
+    ClusterStopError,
+    RealNode,
+    default_workdir,
+    start_cluster,
+    status,
+    stop_cluster,
+)
 from .processes import tail
 from .tools import ToolsMissing, find
 
@@ -25,7 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", type=Path, default=None, help="cluster folder (default: $TEXTOPS_HOME/cluster)"
     )
-    parser.add_argument("--nodes", type=int, default=1, help="number of kwok fake nodes")
+    parser.add_argument(
+        "--kwok-nodes", type=int, default=0, help="fake kwok nodes beside the real one"
+    )
+    parser.add_argument(
+        "--no-real-node", action="store_true", help="control plane and kwok nodes only"
+    )
+    parser.add_argument(
+        "--no-images", action="store_true", help="do not build/import the project's images"
+    )
     args = parser.parse_args(argv)
     workdir: Path = (args.workdir or default_workdir()).resolve()
 
@@ -41,8 +57,22 @@ def main(argv: list[str] | None = None) -> int:
             print(exc, file=sys.stderr)
             return 2
         t0 = time.monotonic()
+        real_node = None
+        if not args.no_real_node:
+            images: tuple[tuple[str, ...], ...] = ()
+            if not args.no_images:
+                from textops.packaging.images import BuildError, build_all
+
+                try:
+                    images = tuple(tuple(built.tags) for built in build_all())
+                except BuildError as exc:
+                    print(exc, file=sys.stderr)
+                    return 1
+            real_node = RealNode(images=images)
         try:
-            cluster = start_cluster(workdir, nodes=args.nodes, tools=tools)
+            cluster = start_cluster(
+                workdir, nodes=args.kwok_nodes, real_node=real_node, tools=tools
+            )
         except ClusterStartError as exc:
             print(exc, file=sys.stderr)
             return 1
@@ -52,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export PATH={':'.join(str(p) for p in tools.bin_dirs)}:$PATH")
         return 0
     if args.command == "down":
-        stopped = stop_cluster(workdir)
+        try:
+            stopped = stop_cluster(workdir)
+        except ClusterStopError as exc:
+            print(exc, file=sys.stderr)
+            return 1
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
         return 0
     if args.command == "status":

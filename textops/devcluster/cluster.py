@@ -1,11 +1,12 @@
-"""Bring up (and down) a real, single-machine Kubernetes control plane with fake nodes.
+"""Bring up (and down) a real, single-machine Kubernetes cluster: control plane, a real node.
 
-One job: wire etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok together
-on loopback with freshly made certificates, wait until each one is really ready (etcd /health,
-apiserver /readyz, component /healthz, nodes Ready, the default ServiceAccount), and stop all
-of them again. Real control-plane binaries mean RBAC, admission, CRD validation, garbage
-collection and the Job/Deployment controllers behave as in a production cluster; kwok stands in
-for kubelets so no container runtime is needed.
+One job: wire etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the real node
+(containerd, kubelet, kube-proxy, CoreDNS, a volume provisioner: `node.py`) and, where a test
+needs more nodes than one machine has, kwok's fake nodes, with freshly made certificates;
+wait until each one is really ready (etcd /health, apiserver /readyz, component /healthz,
+nodes Ready, the default ServiceAccount), and stop all of them again, leaving nothing behind.
+Real binaries mean RBAC, admission, CRD validation, garbage collection, the Job/Deployment
+controllers and the pods themselves behave as in a production cluster.
 
 State (pids, ports, paths) is kept in `<workdir>/state.json`, so another process
 (`python -m textops.devcluster down`) can stop a cluster it did not start.
@@ -18,16 +19,21 @@ import json
 import os
 import shutil
 import ssl
+import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from . import node as node_mod
+from . import node_config, processes
 from . import pki as pki_mod
-from . import processes
 from . import tools as tools_mod
+from .node_config import NodePaths
+from .pause import ensure_pause_tar
 from .processes import Daemon, ProcInfo
 
 STATE_FILE = "state.json"
@@ -35,10 +41,22 @@ STAGES_DIR = Path(__file__).with_name("stages")
 NODE_ANNOTATION = "kwok.x-k8s.io/node"
 # Order matters: started in this order, stopped in the reverse one.
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+NODE_COMPONENTS = ("containerd", "kubelet", "kube-proxy", "coredns", "provisioner")
+# A real node that the tests of kwok's era must not use: only pods tolerating it land there.
+REAL_NODE_TAINT = {"key": "textops.io/real-node", "value": "true", "effect": "NoSchedule"}
 
 
 class ClusterStartError(RuntimeError):
     """The cluster did not become ready; the message carries every component's log tail."""
+
+
+class ClusterStopError(RuntimeError):
+    """Something of the cluster is still on the machine after stopping; the message says what."""
+
+
+def node_paths(workdir: Path) -> NodePaths:
+    """The real node's folders: its own under the cluster's, the image store in the cache."""
+    return NodePaths(workdir / "node", tools_mod.cache_root().parent / "node-v1" / "containerd")
 
 
 def default_workdir() -> Path:
@@ -159,6 +177,11 @@ class Cluster:
     tools: tools_mod.Tools
     daemons: list[Daemon] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
+    real_node: bool = False
+
+    @property
+    def node_paths(self) -> NodePaths:
+        return node_paths(self.workdir)
 
     @property
     def log_dir(self) -> Path:
@@ -183,17 +206,21 @@ class Cluster:
         env["PATH"] = os.pathsep.join([*path, env.get("PATH", "")])
         return env
 
-    def stop(self) -> None:
-        """Stop every daemon (reverse start order) and forget the state file."""
+    def stop(self) -> list[str]:
+        """Stop every daemon (reverse start order), take the real node down and forget the
+        state file; return what is left on the machine (empty: nothing)."""
         for daemon in reversed(self.daemons):
             daemon.stop()
+        left = node_mod.teardown(self.node_paths, self.tools) if self.real_node else []
         (self.workdir / STATE_FILE).unlink(missing_ok=True)
+        return left
 
     def save_state(self) -> None:
         state = {
             "server": self.server,
             "kubeconfig": str(self.kubeconfig),
             "nodes": self.nodes,
+            "real_node": self.real_node,
             "processes": [d.info.to_dict() for d in self.daemons],
         }
         tmp = self.workdir / (STATE_FILE + ".tmp")
@@ -202,9 +229,24 @@ class Cluster:
 
 
 def _argv(
-    tools: tools_mod.Tools, wd: Path, pki: pki_mod.Pki, ports: dict[str, int]
+    tools: tools_mod.Tools,
+    wd: Path,
+    pki: pki_mod.Pki,
+    ports: dict[str, int],
+    address: str,
+    real_node: bool,
 ) -> dict[str, list[str]]:
     kc = wd / "kubeconfigs"
+    if real_node:  # pods reach the API through the `kubernetes` Service: keep its endpoints
+        node_access = [
+            f"--kubelet-client-certificate={pki.path('apiserver-kubelet-client')}",
+            f"--kubelet-client-key={pki.path('apiserver-kubelet-client', 'key')}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+        ]
+    else:
+        # The `kubernetes` Service would point at 127.0.0.1, which Endpoints reject: with
+        # kwok's nodes nothing in-cluster needs it, so do not reconcile it.
+        node_access = ["--endpoint-reconciler-type=none"]
     etcd_url = f"http://127.0.0.1:{ports['etcd']}"
     peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
     return {
@@ -225,8 +267,8 @@ def _argv(
         "kube-apiserver": [
             str(tools.kube_apiserver),
             f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={address}",
+            f"--advertise-address={address}",
             f"--secure-port={ports['apiserver']}",
             f"--cert-dir={wd / 'apiserver-certs'}",
             f"--tls-cert-file={pki.path('apiserver')}",
@@ -245,9 +287,7 @@ def _argv(
             f"--service-account-signing-key-file={pki.path('sa', 'key')}",
             "--service-cluster-ip-range=10.96.0.0/16",
             "--allow-privileged=true",
-            # The `kubernetes` Service would point at 127.0.0.1, which Endpoints reject:
-            # nothing in-cluster needs it (kwok pods run nothing), so do not reconcile it.
-            "--endpoint-reconciler-type=none",
+            *node_access,
             "--profiling=false",
         ],
         "kube-controller-manager": [
@@ -324,16 +364,28 @@ def _node_ready(api: Api, name: str) -> bool:
     return ready and not any(t.get("key") == "node.kubernetes.io/not-ready" for t in taints)
 
 
+@dataclass(frozen=True)
+class RealNode:
+    """Whether and how to join the real node: the images (each its Docker tags) to import
+    into its containerd, and whether to taint it so that only pods tolerating REAL_NODE_TAINT
+    land there."""
+
+    images: tuple[tuple[str, ...], ...] = ()
+    tainted: bool = False
+
+
 def start_cluster(
     workdir: Path,
     nodes: int = 1,
     *,
+    real_node: RealNode | None = None,
     tools: tools_mod.Tools | None = None,
     die_with_parent: bool = False,
     timeout: float = 180.0,
 ) -> Cluster:
     """Start a fresh cluster in `workdir` and return once it is ready for workloads.
 
+    `nodes` kwok fake nodes; `real_node` joins the machine's real node (one per machine).
     `workdir` is wiped of a previous cluster's data first (a running one there is stopped).
     With `die_with_parent`, the daemons are killed by the kernel if this process dies, which
     the test fixture uses; `make cluster-up` leaves them running for `cluster-down`.
@@ -342,19 +394,38 @@ def start_cluster(
     tools = tools or tools_mod.find()
     workdir = workdir.resolve()
     try:
-        return _start_once(workdir, nodes, tools, die_with_parent, timeout)
+        return _start_once(workdir, nodes, real_node, tools, die_with_parent, timeout)
     except ClusterStartError as exc:
         # Ports are picked free but only bound later by the daemons: another process may
         # take one in between. That race is retried once with new ports; nothing else is.
         if "address already in use" not in str(exc):
             raise
-    return _start_once(workdir, nodes, tools, die_with_parent, timeout)
+    return _start_once(workdir, nodes, real_node, tools, die_with_parent, timeout)
+
+
+def _claim_the_node(tools: tools_mod.Tools) -> None:
+    """Refuse a second real node on this machine; clear what a dead one left behind."""
+    running = [b.name for b in (tools.kubelet, tools.containerd) if node_mod.processes_running(b)]
+    if running:
+        raise ClusterStartError(
+            f"a dev cluster's real node is already running on this machine ({', '.join(running)}"
+            " processes): stop it first (make cluster-down, or end the test session using it)"
+        )
+    if node_mod.link_exists(node_config.NODE_BRIDGE):
+        node_mod.teardown(node_paths(Path("/nonexistent")), tools)
 
 
 def _start_once(
-    workdir: Path, nodes: int, tools: tools_mod.Tools, die_with_parent: bool, timeout: float
+    workdir: Path,
+    nodes: int,
+    real_node: RealNode | None,
+    tools: tools_mod.Tools,
+    die_with_parent: bool,
+    timeout: float,
 ) -> Cluster:
     stop_cluster(workdir)
+    if real_node is not None:
+        _claim_the_node(tools)
     for sub in (
         "etcd",
         "logs",
@@ -364,19 +435,37 @@ def _start_once(
         "controller-manager-certs",
         "scheduler-certs",
         "kwok-workdir",
+        "node",
     ):
         shutil.rmtree(workdir / sub, ignore_errors=True)
     workdir.mkdir(parents=True, exist_ok=True)
 
-    pki = pki_mod.write_pki(workdir / "pki")
-    port_list = processes.free_ports(6)
-    names = ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok")
+    address = node_config.NODE_IP if real_node is not None else "127.0.0.1"
+    pki = pki_mod.write_pki(
+        workdir / "pki", node_ip=node_config.NODE_IP if real_node is not None else None
+    )
+    port_list = processes.free_ports(12)
+    names = (
+        "etcd",
+        "etcd-peer",
+        "apiserver",
+        "controller-manager",
+        "scheduler",
+        "kwok",
+        "kubelet",
+        "kubelet-healthz",
+        "proxy-healthz",
+        "proxy-metrics",
+        "dns-health",
+        "spare",
+    )
     ports = dict(zip(names, port_list, strict=True))
-    server = f"https://127.0.0.1:{ports['apiserver']}"
+    server = f"https://{address}:{ports['apiserver']}"
     ca_pem = pki.ca_cert.read_bytes()
     kubeconfig = workdir / "kubeconfig"
+    kubeconfigs = workdir / "kubeconfigs"
     for stem, cn, _groups in pki_mod.CLIENTS:
-        target = kubeconfig if stem == "admin" else workdir / "kubeconfigs" / f"{stem}.conf"
+        target = kubeconfig if stem == "admin" else kubeconfigs / f"{stem}.conf"
         write_kubeconfig(
             target,
             server,
@@ -387,25 +476,52 @@ def _start_once(
         )
     _write_kwok_config(workdir / "kwok.yaml")
 
-    cluster = Cluster(workdir=workdir, server=server, kubeconfig=kubeconfig, tools=tools)
-    argv = _argv(tools, workdir, pki, ports)
+    cluster = Cluster(
+        workdir=workdir,
+        server=server,
+        kubeconfig=kubeconfig,
+        tools=tools,
+        real_node=real_node is not None,
+    )
+    argv = _argv(tools, workdir, pki, ports, address, real_node is not None)
     env = dict(os.environ)
     # kwok would otherwise read and write ~/.kwok.
     env["KWOK_WORKDIR"] = str(workdir / "kwok-workdir")
     api = Api(server, pki)
+    paths = cluster.node_paths
+    if real_node is not None:
+        node_mod.make_node_network()  # before the apiserver binds the node address
+        node_mod.write_config(
+            paths,
+            tools,
+            kubelet_port=ports["kubelet"],
+            kubelet_healthz_port=ports["kubelet-healthz"],
+            proxy_healthz_port=ports["proxy-healthz"],
+            proxy_metrics_port=ports["proxy-metrics"],
+            dns_health_port=ports["dns-health"],
+            ca_file=pki.ca_cert,
+            pki_dir=pki.dir,
+            kubeconfigs=kubeconfigs,
+            taints=[REAL_NODE_TAINT] if real_node.tainted else None,
+        )
+        argv.update(node_mod.argv(paths, tools, kubeconfigs, sys.executable))
 
-    def launch(name: str) -> Daemon:
+    def launch(name: str, daemon_env: dict[str, str] | None = None) -> Daemon:
         daemon = processes.start(
             name,
             argv[name],
             cluster.log_dir / f"{name}.log",
-            env=env,
+            env=daemon_env or env,
             cwd=workdir,
             die_with_parent=die_with_parent,
         )
         cluster.daemons.append(daemon)
         cluster.save_state()
         return daemon
+
+    def all_alive() -> None:
+        for d in cluster.daemons:
+            d.check_alive()
 
     try:
         etcd = launch("etcd")
@@ -427,13 +543,10 @@ def _start_once(
             alive=apiserver.check_alive,
         )
 
-        cm = launch("kube-controller-manager")
-        sched = launch("kube-scheduler")
-        kwok = launch("kwok")
-
-        def all_alive() -> None:
-            for d in (etcd, apiserver, cm, sched, kwok):
-                d.check_alive()
+        launch("kube-controller-manager")
+        launch("kube-scheduler")
+        if nodes:
+            launch("kwok")
 
         for name, port in (
             ("kube-controller-manager", ports["controller-manager"]),
@@ -445,12 +558,13 @@ def _start_once(
                 timeout,
                 alive=all_alive,
             )
-        processes.wait_for(
-            "kwok /healthz",
-            lambda: _http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz"),
-            timeout,
-            alive=all_alive,
-        )
+        if nodes:
+            processes.wait_for(
+                "kwok /healthz",
+                lambda: _http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz"),
+                timeout,
+                alive=all_alive,
+            )
 
         for i in range(nodes):
             name = f"kwok-node-{i}"
@@ -459,6 +573,8 @@ def _start_once(
                 raise ClusterStartError(f"creating node {name}: HTTP {code}: {body[:500]!r}")
             cluster.nodes.append(name)
         cluster.save_state()
+        if real_node is not None:
+            _start_node(cluster, real_node, launch, all_alive, ports, timeout)
         for name in cluster.nodes:
             processes.wait_for(
                 f"node {name} Ready", partial(_node_ready, api, name), timeout, alive=all_alive
@@ -477,6 +593,41 @@ def _start_once(
             raise ClusterStartError(f"dev cluster did not start: {exc}\n{logs}") from exc
         raise
     return cluster
+
+
+def _start_node(
+    cluster: Cluster,
+    real_node: RealNode,
+    launch: Callable[..., Daemon],
+    all_alive: Callable[[], None],
+    ports: dict[str, int],
+    timeout: float,
+) -> None:
+    """containerd (with the images), kubelet, kube-proxy, CoreDNS, the provisioner."""
+    tools, paths = cluster.tools, cluster.node_paths
+    launch("containerd", node_mod.daemon_env(tools))
+    node_mod.wait_containerd(paths, tools, timeout, all_alive)
+    node_mod.remove_stale_containers(paths, tools)
+    node_mod.import_tar(paths, tools, ensure_pause_tar(tools_mod.cache_root() / "pause"))
+    node_mod.import_from_docker(paths, tools, real_node.images, keep_only="docker.io/textops/")
+    launch("kubelet", node_mod.daemon_env(tools))
+    launch("kube-proxy")
+    launch("coredns")
+    launch("provisioner")
+    cluster.nodes.append(node_config.NODE_NAME)
+    cluster.save_state()
+    processes.wait_for(
+        "kube-proxy /healthz",
+        partial(_http_ok, f"http://127.0.0.1:{ports['proxy-healthz']}/healthz"),
+        timeout,
+        alive=all_alive,
+    )
+    processes.wait_for(
+        "CoreDNS /health",
+        partial(_http_ok, f"http://127.0.0.1:{ports['dns-health']}/health"),
+        timeout,
+        alive=all_alive,
+    )
 
 
 def _read(url: str) -> str:
@@ -509,6 +660,10 @@ def stop_cluster(workdir: Path) -> list[str]:
     for info in reversed(_infos(state)):
         if processes.stop_group(info):
             stopped.append(info.name)
+    if state.get("real_node"):
+        left = node_mod.teardown(node_paths(workdir), tools_mod.find())
+        if left:
+            raise ClusterStopError("the real node left behind: " + "; ".join(left))
     (workdir / STATE_FILE).unlink(missing_ok=True)
     return stopped
 

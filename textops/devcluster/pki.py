@@ -147,7 +147,17 @@ CLIENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("controller-manager", "system:kube-controller-manager", ()),
     ("scheduler", "system:kube-scheduler", ()),
     ("kwok", "textops-kwok", ("system:masters",)),
+    # the real node: the Node authorizer and NodeRestriction know system:node:<name>
+    ("kubelet", "system:node:textops-node", ("system:nodes",)),
+    ("kube-proxy", "system:kube-proxy", ()),  # bound to system:node-proxier by bootstrap RBAC
+    # the apiserver's identity towards the kubelet (logs, exec, port-forward)
+    ("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)),
+    # dev-cluster helpers that read the whole cluster: CoreDNS, the volume provisioner
+    ("coredns", "textops-coredns", ("system:masters",)),
+    ("provisioner", "textops-provisioner", ("system:masters",)),
 )
+# The first address of the service range: the `kubernetes` Service pods reach the API by.
+KUBERNETES_SERVICE_IP = "10.96.0.1"
 
 
 @dataclass(frozen=True)
@@ -174,8 +184,11 @@ def _write(path: Path, data: bytes, private: bool) -> None:
         path.chmod(0o600)
 
 
-def write_pki(directory: Path) -> Pki:
-    """Write a fresh CA, apiserver serving pair, client pairs, front-proxy pair and SA keys."""
+def write_pki(directory: Path, node_ip: str | None = None) -> Pki:
+    """Write a fresh CA, apiserver serving pair, client pairs, front-proxy pair and SA keys.
+
+    With `node_ip` (a real node), the apiserver's certificate also names that address and the
+    `kubernetes` Service's, and the kubelet gets a serving certificate for it."""
     directory.mkdir(parents=True, exist_ok=True)
     ca = make_ca()
     pki = Pki(directory)
@@ -192,9 +205,13 @@ def write_pki(directory: Path) -> Pki:
             "kubernetes.default.svc",
             "kubernetes.default.svc.cluster.local",
         ),
-        ip_addresses=("127.0.0.1", "::1"),
+        ip_addresses=("127.0.0.1", "::1", *((node_ip, KUBERNETES_SERVICE_IP) if node_ip else ())),
     )
     _write(pki.path("apiserver"), serving.cert_pem, False)
+    if node_ip:
+        kubelet = issue(ca, "textops-node", server=True, ip_addresses=(node_ip,))
+        _write(pki.path("kubelet-serving"), kubelet.cert_pem, False)
+        _write(pki.path("kubelet-serving", "key"), kubelet.key_pem, True)
     _write(pki.path("apiserver", "key"), serving.key_pem, True)
     for stem, cn, groups in CLIENTS:
         pair = issue(ca, cn, organizations=groups, client=True)

@@ -46,6 +46,20 @@ class Tools:
     etcd: Path
     kwok: Path
     helm: Path
+    # the real node
+    kubelet: Path
+    kube_proxy: Path
+    containerd: Path
+    containerd_shim: Path
+    ctr: Path
+    runc: Path
+    cni_bridge: Path  # the CNI plugins' folder is its parent
+    coredns: Path
+    prometheus: Path  # the chart's stand-in Prometheus image (textops.packaging)
+
+    @property
+    def cni_bin_dir(self) -> Path:
+        return self.cni_bridge.parent
 
     @property
     def bin_dirs(self) -> list[Path]:
@@ -70,6 +84,15 @@ def find(root: Path | None = None) -> Tools:
         etcd=root / f"etcd-{v['ETCD_VERSION']}" / "etcd",
         kwok=root / f"kwok-{v['KWOK_VERSION']}" / "kwok",
         helm=root / f"helm-{v['HELM_VERSION']}" / "helm",
+        kubelet=k8s / "kubelet",
+        kube_proxy=k8s / "kube-proxy",
+        containerd=root / f"containerd-{v['CONTAINERD_VERSION']}" / "containerd",
+        containerd_shim=root / f"containerd-{v['CONTAINERD_VERSION']}" / "containerd-shim-runc-v2",
+        ctr=root / f"containerd-{v['CONTAINERD_VERSION']}" / "ctr",
+        runc=root / f"runc-{v['RUNC_VERSION']}" / "runc",
+        cni_bridge=root / f"cni-plugins-{v['CNI_PLUGINS_VERSION']}" / "bridge",
+        coredns=root / f"coredns-{v['COREDNS_VERSION']}" / "coredns",
+        prometheus=root / f"prometheus-{v['PROMETHEUS_VERSION']}" / "prometheus",
     )
     missing = [
         str(p)

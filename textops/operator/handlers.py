@@ -7,12 +7,15 @@ retry storm; the status and an Event say why), an unreachable registry is a
 :class:`kopf.TemporaryError` (retry later; the pods keep serving what they serve).
 
 Handlers are synchronous: the kubernetes and MLflow clients block, so Kopf runs them in its
-thread pool. The timer is the level-triggered safety net: it re-converges every
-``TEXTOPS_RECONCILE_SECONDS`` (default 10) and also reads Prometheus and decides retraining.
+thread pool. The level-triggered safety net is ``upkeep.py``, started with the operator: it
+re-converges every resource every ``TEXTOPS_RECONCILE_SECONDS`` (default 10) and also reads
+Prometheus and decides retraining. No handler needs a finalizer, so Kopf puts none on the
+resources and a deletion never waits for the operator.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -24,6 +27,7 @@ from textops.operator import reconcile
 from textops.operator.config import load_config
 from textops.operator.kube_io import Kube
 from textops.operator.spec import GROUP, PLURAL, VERSION
+from textops.operator.upkeep import Upkeep
 
 RECONCILE_SECONDS = float(os.environ.get("TEXTOPS_RECONCILE_SECONDS") or 10)
 # Threads running the (blocking) handlers. Each pass mostly waits on the API server and MLflow,
@@ -32,6 +36,8 @@ WORKERS = 16
 REGISTRY_RETRY_SECONDS = 30
 FINALIZER = f"{GROUP}/operator"
 RESOURCE = (GROUP, VERSION, PLURAL)
+# The namespaces the operator watches (main.py sets them before Kopf starts); empty: all.
+WATCHED_NAMESPACES: list[str] = []
 
 
 @kopf.on.startup()
@@ -51,6 +57,27 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = 270  # reconnect before proxies cut idle watches
     settings.execution.max_workers = WORKERS
     memo.world = reconcile.World(kube=Kube(_api_client()), config=load_config())
+
+
+@kopf.on.startup()
+async def start_upkeep(memo: kopf.Memo, **_: Any) -> None:
+    """The periodic pass over every resource (upkeep.py), for as long as the operator runs."""
+    world = memo.world
+    upkeep = Upkeep(
+        list_keys=lambda: world.kube.list_mdeps(WATCHED_NAMESPACES),
+        tick=lambda namespace, name: _tick(world, namespace, name),
+        interval=RECONCILE_SECONDS,
+        workers=WORKERS,
+    )
+    memo.upkeep, memo.upkeep_stop = upkeep, asyncio.Event()
+    memo.upkeep_task = asyncio.create_task(upkeep.run(memo.upkeep_stop))
+
+
+@kopf.on.cleanup()
+async def stop_upkeep(memo: kopf.Memo, **_: Any) -> None:
+    memo.upkeep_stop.set()
+    await memo.upkeep_task
+    memo.upkeep.shutdown()
 
 
 def _api_client() -> client.ApiClient:
@@ -77,14 +104,15 @@ def rollout(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
         raise kopf.TemporaryError(str(exc), delay=REGISTRY_RETRY_SECONDS) from exc
 
 
-@kopf.timer(*RESOURCE, interval=RECONCILE_SECONDS, initial_delay=1.0)
-def watch(name: str, namespace: str | None, memo: Any, logger: kopf.Logger, **_: Any) -> None:
-    """Level-triggered upkeep: follow the alias, finish rollouts, observe, retrain."""
-    assert namespace is not None  # the CRD is namespaced
+def _tick(world: reconcile.World, namespace: str, name: str) -> None:
+    """Level-triggered upkeep of one resource: follow the alias, finish rollouts, observe,
+    retrain."""
     try:
-        reconcile.tick(memo.world, namespace, name)  # converge, then observe
+        reconcile.tick(world, namespace, name)  # converge, then observe
     except (reconcile.InvalidSpec, reconcile.RegistryDown) as exc:
-        logger.info("not converged: %s", exc)  # already in status; the next tick retries
+        logging.getLogger("textops.operator").info(
+            "%s/%s not converged: %s", namespace, name, exc
+        )  # already in status; the next tick retries
 
 
 @kopf.on.event(*RESOURCE)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +51,20 @@ class Kube:
                 return None
             raise
         return body
+
+    def list_mdeps(self, namespaces: Sequence[str]) -> list[tuple[str, str]]:
+        """(namespace, name) of every ModelDeployment in `namespaces` (all when empty)."""
+        if namespaces:
+            items = []
+            for namespace in namespaces:
+                listed = self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL
+                )
+                items += listed["items"]  # type: ignore[index]
+        else:
+            listed = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+            items = listed["items"]  # type: ignore[index]
+        return [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in items]
 
     def patch_status(self, namespace: str, name: str, status: Body) -> Body | None:
         """Merge-patch ``status`` (``None`` values delete keys); the resource as written.

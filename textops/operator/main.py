@@ -19,8 +19,10 @@ from collections.abc import Sequence
 
 import kopf
 
-import textops.operator.handlers  # noqa: F401  (importing registers the handlers)
-from textops.operator import metrics
+from textops.operator import (
+    handlers,  # importing registers the handlers
+    metrics,
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -64,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # `kill -USR1 <pid>` writes every thread's stack to stderr: what a stuck pass is waiting on
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     metrics.serve(args.metrics_port)  # before Kopf: a taken port fails the start, not later
+    handlers.WATCHED_NAMESPACES[:] = args.namespace
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace,

@@ -2,11 +2,12 @@
 
 `make images` runs `python -m textops.packaging.images build`. For each image it exports its
 selection of uv.lock, computes a digest of every input (Dockerfile, locked requirements,
-sources, base image), and returns at once when an image of that digest exists (in Docker, or
-as a saved tar under `${TEXTOPS_CACHE}/images-v1/`). Otherwise it assembles a build context in
-the cache: the Dockerfile, the files it copies, and `wheels/` with the locked wheels that the
-host's pip fetched and verified against the lock's hashes, using the machine's own package
-index settings (`PIP_*`, the CA bundle). Nothing about the index or its certificates goes
+sources, binaries, base image), and returns at once when Docker has the image of that digest
+(`textops/NAME:in-<digest>`): Docker's store, outside the repository, is the cache. Otherwise
+it assembles a build context under `${TEXTOPS_CACHE}/images-v1/`: the Dockerfile, the files
+it copies, `wheels/` with the locked wheels that the host's pip fetched and verified against
+the lock's hashes, using the machine's own package index settings (`PIP_*`, the CA bundle),
+and `project/` with the textops wheel. Nothing about the index or its certificates goes
 into an image, and the build container never reaches the network for Python packages.
 
 With no container registry reachable, the base is a bookworm root file system made from
@@ -36,7 +37,6 @@ from textops.packaging.recipes import ImageSpec
 ROOT = Path(__file__).resolve().parents[2]
 CACHE_LAYOUT = "images-v1"
 DOCKERD_WAIT_S = 60
-INSTALL_STAGE_LABEL = "io.textops.build-stage=install"  # on each Dockerfile's install stage
 
 
 class BuildError(RuntimeError):
@@ -132,6 +132,9 @@ def ensure_base(cache: Path) -> str:
         partial.rename(tar)
         say(f"base: root file system in {time.monotonic() - t0:.0f} s")
     run(["docker", "import", "--change", "ENV LANG=C.UTF-8", str(tar), tag])
+    for old in cache.glob("*.rootfs.tar"):  # an earlier recipe's base
+        if old != tar:
+            old.unlink(missing_ok=True)
     say(f"base: {tag} ({image_size(tag) / 1e6:.0f} MB)")
     return tag
 
@@ -141,17 +144,20 @@ def ensure_base(cache: Path) -> str:
 
 @dataclass(frozen=True)
 class Built:
-    """What `build` made or found: the tags, the saved tar, and what it cost."""
+    """What `build` made or found: the tags (the content tag last) and what it cost."""
 
     name: str
     tags: list[str]
-    tar: Path
     cached: bool
     seconds: float
     size_bytes: int
 
+    @property
+    def content_tag(self) -> str:
+        return self.tags[-1]
+
     def as_dict(self) -> dict[str, object]:
-        return {**self.__dict__, "tar": str(self.tar)}
+        return dict(self.__dict__)
 
 
 def uv() -> str:
@@ -182,18 +188,29 @@ def project_wheel(out: Path, log: Path) -> Path:
 
 
 def fill_wheelhouse(spec: ImageSpec, wheels: Path, log: Path) -> None:
-    """The image's locked wheels, downloaded and hash-checked by the host's pip."""
+    """The image's locked dependencies as wheels, downloaded and hash-checked by the host's
+    pip, and requirements.txt naming exactly their versions."""
     wheels.mkdir(parents=True, exist_ok=True)
-    hashed = wheels / "requirements.hashes.txt"
+    hashed = wheels.parent / "requirements.hashes.txt"
     hashed.write_text(locked_requirements(spec, hashes=True), encoding="utf-8")
     pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--require-hashes"]
     run([*pip, "--wheel-dir", str(wheels), "--requirement", str(hashed)], log=log)
     hashed.unlink()
     pinned = locked_requirements(spec, hashes=False)
-    if spec.with_project:
-        project_wheel(wheels, log)
-        pinned += f"textops=={textops.__version__}\n"
     (wheels / recipes.REQUIREMENTS).write_text(pinned, encoding="utf-8")
+
+
+def tool_binary(name: str) -> Path:
+    """A binary of the tool cache that a stand-in image copies in."""
+    if name == "versitygw":
+        from textops.devservers.s3 import versitygw_binary
+
+        return versitygw_binary()
+    if name == "prometheus":
+        from textops.devcluster.tools import find
+
+        return find().prometheus
+    raise BuildError(f"no tool named {name!r}")
 
 
 def build_bento(
@@ -219,64 +236,64 @@ def build_bento(
         shutil.copytree(home / "bentos" / name / version, out)
 
 
-def assemble_context(spec: ImageSpec, context: Path, log: Path) -> None:
+def assemble_context(spec: ImageSpec, context: Path, binaries: dict[str, Path], log: Path) -> None:
     if context.exists():
         shutil.rmtree(context)
     context.mkdir(parents=True)
     shutil.copy2(ROOT / spec.dockerfile, context / "Dockerfile")
-    for src, dest in spec.files.items():
+    for src, dest in spec.context_files.items():
         shutil.copy2(ROOT / src, context / dest)
-    wheels = context / recipes.WHEELS_DIR
-    fill_wheelhouse(spec, wheels, log)
-    if spec.bento:
-        (wheel,) = wheels.glob(f"textops-{textops.__version__}-*.whl")
-        requirements = locked_requirements(spec, hashes=False)
-        build_bento(ROOT / spec.bento, wheel, requirements, context / "bento", log)
+    for dest, binary in binaries.items():
+        shutil.copy2(binary, context / dest)
+    if spec.installs_the_lock:
+        fill_wheelhouse(spec, context / recipes.WHEELS_DIR, log)
+    if spec.with_project:
+        wheel = project_wheel(context / recipes.PROJECT_DIR, log)
+        if spec.bento:
+            requirements = locked_requirements(spec, hashes=False)
+            build_bento(ROOT / spec.bento, wheel, requirements, context / "bento", log)
 
 
 def build(spec: ImageSpec, base: str, cache: Path, *, force: bool = False) -> Built:
-    """Build one image unless an image of the same inputs exists; always leave a saved tar."""
+    """Build one image unless Docker has the image of the same inputs."""
     t0 = time.monotonic()
-    requirements = locked_requirements(spec, hashes=True)
+    requirements = locked_requirements(spec, hashes=True) if spec.installs_the_lock else ""
     files = recipes.source_files(ROOT, spec)
+    binaries = {dest: tool_binary(name) for name, dest in spec.tools.items()}
     with (ROOT / "pyproject.toml").open("rb") as f:
         pyproject = tomllib.load(f)
-    digest = recipes.input_digest(ROOT, files, requirements, base, spec, pyproject)
+    digest = recipes.input_digest(ROOT, files, requirements, base, spec, pyproject, binaries)
     image_tags = recipes.tags(spec, textops.__version__, digest)
     content_tag = image_tags[-1]
-    tar = cache / f"{spec.name}-{digest[:16]}.tar"
     if not force and image_exists(content_tag):
-        if not tar.exists():
-            _save(image_tags, tar)
         _retag(content_tag, image_tags)
-        return Built(
-            spec.name, image_tags, tar, True, time.monotonic() - t0, image_size(content_tag)
-        )
-    if not force and tar.exists():
-        run(["docker", "load", "--input", str(tar)])
-        _retag(content_tag, image_tags)
-        return Built(
-            spec.name, image_tags, tar, True, time.monotonic() - t0, image_size(content_tag)
-        )
+        return Built(spec.name, image_tags, True, time.monotonic() - t0, image_size(content_tag))
 
     log = cache / f"{spec.name}.log"
     log.write_text("", encoding="utf-8")
     context = cache / "contexts" / spec.name
-    say(f"{spec.name}: preparing the build context (locked wheels; log: {log})")
-    assemble_context(spec, context, log)
+    say(f"{spec.name}: preparing the build context (log: {log})")
+    assemble_context(spec, context, binaries, log)
+    stages = recipes.cached_stages(spec, (ROOT / spec.dockerfile).read_bytes(), requirements, base)
+    for stage, tag in stages.items():  # tagged, so that pruning keeps them for the next build
+        say(f"{spec.name}: docker build --target {stage} ({tag})")
+        _docker_build(spec, context, base, [tag], log, target=stage)
     say(f"{spec.name}: docker build ({content_tag})")
     _docker_build(spec, context, base, image_tags, log)
-    _save(image_tags, tar)
     shutil.rmtree(context, ignore_errors=True)
-    # the install stage's image (wheels and a throwaway pip) is of no use once the image exists
-    run(["docker", "image", "prune", "--force", "--filter", f"label={INSTALL_STAGE_LABEL}"])
-    return Built(spec.name, image_tags, tar, False, time.monotonic() - t0, image_size(content_tag))
+    _forget_older_builds(spec, keep={content_tag, *stages.values()})
+    return Built(spec.name, image_tags, False, time.monotonic() - t0, image_size(content_tag))
 
 
 def _docker_build(
-    spec: ImageSpec, context: Path, base: str, image_tags: list[str], log: Path
+    spec: ImageSpec,
+    context: Path,
+    base: str,
+    image_tags: list[str],
+    log: Path,
+    target: str | None = None,
 ) -> None:
-    argv = ["docker", *recipes.docker_build_args(spec, context, base, image_tags)]
+    argv = ["docker", *recipes.docker_build_args(spec, context, base, image_tags, target)]
     with log.open("a", encoding="utf-8") as fh:
         fh.write(f"$ {' '.join(argv)}\n")
         fh.flush()
@@ -294,10 +311,37 @@ def _docker_build(
         raise BuildError(f"docker build of {spec.name} failed ({code}):\n{tail}")
 
 
-def _save(image_tags: list[str], tar: Path) -> None:
-    partial = tar.with_name(f"{tar.stem}.partial.tar")
-    run(["docker", "save", "--output", str(partial), *image_tags])
-    partial.rename(tar)
+def _forget_older_builds(spec: ImageSpec, keep: set[str]) -> None:
+    """Earlier builds of this image (and of its cached stages) go, then the layers only they
+    used: the disk holds one build per image, not one per change of the sources."""
+    repositories = {tag.rsplit(":", 1)[0] for tag in keep}
+    listed = run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+    stale = [
+        tag
+        for tag in listed.split()
+        if tag.rsplit(":", 1)[0] in repositories
+        and tag.rsplit(":", 1)[1].startswith(recipes.CONTENT_TAG_PREFIX)
+        and tag not in keep
+    ]
+    if stale:
+        run(["docker", "image", "rm", *stale])
+    run(["docker", "image", "prune", "--force", "--filter", f"label={recipes.STAGE_LABEL}"])
+
+
+def save_to(image_tags: Sequence[str], sink: Sequence[str]) -> None:
+    """Stream `docker save` of the tags into a command's stdin (e.g. `ctr images import -`)."""
+    save = subprocess.Popen(["docker", "save", *image_tags], stdout=subprocess.PIPE)
+    try:
+        done = subprocess.run(list(sink), stdin=save.stdout, capture_output=True, check=False)
+    finally:
+        if save.stdout is not None:
+            save.stdout.close()
+        code = save.wait()
+    if code != 0 or done.returncode != 0:
+        raise BuildError(
+            f"docker save {' '.join(image_tags)} | {' '.join(sink[:3])} ... failed: "
+            f"{done.stderr.decode(errors='replace')[-2000:]}"
+        )
 
 
 def _retag(source: str, image_tags: list[str]) -> None:

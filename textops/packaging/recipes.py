@@ -20,10 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Bumped when the way contexts are assembled changes, so no build of the old way is reused.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 REPOSITORY = "textops"
-WHEELS_DIR = "wheels"  # in each build context: the locked wheels and requirements.txt
+WHEELS_DIR = "wheels"  # in each build context: the locked dependencies and requirements.txt
+PROJECT_DIR = "project"  # ... and the textops wheel, a layer of its own (it changes often)
 REQUIREMENTS = "requirements.txt"
+INSTALL_SCRIPT = "images/install-locked.sh"  # the RUN steps of every Python image
+CONTENT_TAG_PREFIX = "in-"  # textops/NAME:in-<digest>: the build of exactly these inputs
+DEPENDENCIES_STAGE = "dependencies"  # the Dockerfiles' stage installing the locked packages
+STAGE_LABEL = "io.textops.build-stage=dependencies"  # its label, for pruning
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,20 @@ class ImageSpec:
     with_project: bool = True  # install the textops wheel and its main dependencies
     files: Mapping[str, str] = field(default_factory=dict)  # repo path -> path in the context
     bento: str | None = None  # a bento folder to `bentoml build` into the context's bento/
+    # binaries from the tool cache (textops.packaging.images.TOOLS) -> path in the context
+    tools: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def installs_the_lock(self) -> bool:
+        """Python images install a selection of uv.lock; the stand-ins install none."""
+        return self.with_project or bool(self.extras or self.groups)
+
+    @property
+    def context_files(self) -> dict[str, str]:
+        """Repository files the build context gets: the spec's, and the install script every
+        Python image runs."""
+        shared = {INSTALL_SCRIPT: "install-locked.sh"} if self.installs_the_lock else {}
+        return {**shared, **self.files}
 
 
 IMAGES: dict[str, ImageSpec] = {
@@ -57,8 +76,31 @@ IMAGES: dict[str, ImageSpec] = {
             extras=("serving",),
             bento="bentos/classifier",
         ),
+        # Stand-ins for the third-party images the chart runs, which no registry here serves:
+        # MySQL (Debian's MariaDB), MinIO (the S3 server the suite runs), Prometheus (built
+        # from its Go module: Debian's has no Kubernetes discovery). See docs/images.md.
+        ImageSpec(
+            "mariadb-standin",
+            "images/mariadb/Dockerfile",
+            with_project=False,
+            files={"images/mariadb/entrypoint.sh": "entrypoint.sh"},
+        ),
+        ImageSpec(
+            "s3-standin",
+            "images/s3/Dockerfile",
+            with_project=False,
+            files={"images/s3/entrypoint.sh": "entrypoint.sh"},
+            tools={"versitygw": "versitygw"},
+        ),
+        ImageSpec(
+            "prometheus-standin",
+            "images/prometheus/Dockerfile",
+            with_project=False,
+            tools={"prometheus": "prometheus"},
+        ),
     )
 }
+STANDINS = ("mariadb-standin", "s3-standin", "prometheus-standin")
 
 # The embeddings extra (torch, transformers) is several GB: only models with a sentence
 # encoder need it, so it is a variant a user asks for, never part of the default images.
@@ -73,6 +115,8 @@ def with_variant(spec: ImageSpec, variant: str | None) -> ImageSpec:
         raise ValueError(f"unknown variant {variant!r}: one of {sorted(VARIANT_EXTRAS)}")
     if not spec.with_project:
         raise ValueError(f"the {spec.name} image does not install textops: it has no variants")
+    if spec.tools:
+        raise ValueError(f"the {spec.name} image has no variants")
     return ImageSpec(
         name=f"{spec.name}-{variant}",
         dockerfile=spec.dockerfile,
@@ -81,6 +125,7 @@ def with_variant(spec: ImageSpec, variant: str | None) -> ImageSpec:
         with_project=spec.with_project,
         files=spec.files,
         bento=spec.bento,
+        tools=spec.tools,
     )
 
 
@@ -102,7 +147,7 @@ def export_args(spec: ImageSpec, *, hashes: bool) -> list[str]:
 
 def source_files(root: Path, spec: ImageSpec) -> list[Path]:
     """Every file whose content goes into the image, in a stable order (for the digest)."""
-    paths = [root / spec.dockerfile, *(root / p for p in spec.files)]
+    paths = [root / spec.dockerfile, *(root / p for p in spec.context_files)]
     if spec.with_project:  # pyproject.toml counts through wheel_metadata(), not as a file
         paths += [root / "README.md", *_tree(root / "textops")]
     if spec.bento:
@@ -141,15 +186,20 @@ def input_digest(
     base_image: str,
     spec: ImageSpec,
     pyproject: Mapping | None = None,
+    binaries: Mapping[str, Path] | None = None,
 ) -> str:
-    """sha256 over everything a build depends on: equal digests mean an equal image."""
+    """sha256 over everything a build depends on: equal digests mean an equal image.
+
+    `binaries` are the tool-cache files the context gets (by their name in the context)."""
     h = hashlib.sha256()
     metadata = wheel_metadata(pyproject) if spec.with_project and pyproject else ""
     for part in (RECIPE_VERSION, base_image, repr(spec), requirements, metadata):
         h.update(part.encode())
         h.update(b"\0")
-    for path in files:
-        h.update(str(path.relative_to(root)).encode())
+    named = [(str(path.relative_to(root)), path) for path in files]
+    named += sorted((f"tool:{name}", path) for name, path in (binaries or {}).items())
+    for name, path in named:
+        h.update(name.encode())
         h.update(b"\0")
         h.update(path.read_bytes())
         h.update(b"\0")
@@ -159,14 +209,37 @@ def input_digest(
 def tags(spec: ImageSpec, version: str, digest: str) -> list[str]:
     """The release tag users and the chart name, and a content tag naming this exact build."""
     name = f"{REPOSITORY}/{spec.name}"
-    return [f"{name}:{version}", f"{name}:in-{digest[:16]}"]
+    return [f"{name}:{version}", f"{name}:{CONTENT_TAG_PREFIX}{digest[:16]}"]
+
+
+def cached_stages(
+    spec: ImageSpec, recipe: bytes, requirements: str, base_image: str
+) -> dict[str, str]:
+    """{stage: tag} of the build stages worth keeping between builds: the locked
+    dependencies, whose inputs (the Dockerfile and the files it copies, the requirements, the
+    base) rarely change while textops does. Tagged, they survive the pruning of old builds
+    and Docker reuses their layers."""
+    if not spec.installs_the_lock:
+        return {}
+    h = hashlib.sha256()
+    for part in (RECIPE_VERSION.encode(), recipe, requirements.encode(), base_image.encode()):
+        h.update(part)
+        h.update(b"\0")
+    name = f"{REPOSITORY}/{spec.name}-{DEPENDENCIES_STAGE}"
+    return {DEPENDENCIES_STAGE: f"{name}:{CONTENT_TAG_PREFIX}{h.hexdigest()[:16]}"}
 
 
 def docker_build_args(
-    spec: ImageSpec, context: Path, base_image: str, image_tags: Iterable[str]
+    spec: ImageSpec,
+    context: Path,
+    base_image: str,
+    image_tags: Iterable[str],
+    target: str | None = None,
 ) -> list[str]:
     """`docker build` with the classic builder (no BuildKit features are used)."""
     args = ["build", "--pull=false", "--build-arg", f"BASE_IMAGE={base_image}"]
+    if target:
+        args += ["--target", target]
     for tag in image_tags:
         args += ["--tag", tag]
     args += ["--file", str(context / "Dockerfile"), str(context)]
@@ -190,7 +263,10 @@ def base_mmdebstrap_args(output: Path) -> list[str]:
     return [*args, BASE_SUITE, str(output)]
 
 
+BASE_RECIPE_VERSION = "1"
+
+
 def base_tag() -> str:
     """The local base's tag: changes whenever its recipe does."""
-    recipe = repr((RECIPE_VERSION, BASE_SUITE, BASE_PACKAGES, BASE_EXCLUDES))
+    recipe = repr((BASE_RECIPE_VERSION, BASE_SUITE, BASE_PACKAGES, BASE_EXCLUDES))
     return f"{BASE_REPOSITORY}:3.11-{BASE_SUITE}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"

@@ -21,12 +21,25 @@ from textops.settings import Settings
 HEALTH_TIMEOUT_S = 5
 
 
-def connect(settings: Settings) -> MlflowClient:
-    """Point MLflow at the configured store and prove it answers."""
-    # bounded retries: a dead server should fail in seconds, not minutes
+def client_defaults() -> None:
+    """MLflow client settings every textops process uses, unless the environment says else.
+
+    - bounded retries: a dead server should fail in seconds, not minutes;
+    - artifacts always through the tracking server: an MLflow 3 server with an S3 artifact
+      store offers presigned S3 URLs for downloads, which name the S3 endpoint as the server
+      sees it (in a cluster, `http://<release>-minio.<ns>.svc:9000`): a client outside the
+      cluster (a port-forward, the tests) cannot reach it, and the chart's design is that
+      clients need no access to S3 at all. Our artifacts are small: streaming costs nothing.
+    """
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+
+
+def connect(settings: Settings) -> MlflowClient:
+    """Point MLflow at the configured store and prove it answers."""
+    client_defaults()
     uri = settings.tracking_uri
     if settings.embedded_tracking:
         settings.home.mkdir(parents=True, exist_ok=True)

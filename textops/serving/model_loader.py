@@ -74,6 +74,9 @@ def resolve(settings: Settings, uri: str) -> ModelRef:
     return ref
 
 
+WARM_UP_TEXT = "预热"
+
+
 @dataclass
 class LoadedModel:
     """One pinned model version, ready to classify."""
@@ -125,4 +128,9 @@ def load(settings: Settings, ref: ModelRef) -> LoadedModel:
     if list(profile.get("classes", [])) != list(python_model.classifier.classes):
         raise RegistryError(f"{ref.uri}: the reference profile's classes differ from the model's")
     # the pyfunc has set the classifier up for serving (one XGBoost thread, fast layouts)
-    return LoadedModel(ref, python_model.classifier, profile, lineage)
+    model = LoadedModel(ref, python_model.classifier, profile, lineage)
+    # one prediction before anyone reports ready: an encoder imports torch and transformers
+    # and reads its weights on first use (6-17 s on 2 cores), which the first request would
+    # otherwise pay, past the request timeout (it answered 504)
+    model.predict_proba_with_embeddings([WARM_UP_TEXT])
+    return model
