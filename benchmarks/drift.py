@@ -218,10 +218,6 @@ def main() -> int:
     embed: dict[str, Any] = {"live": None, "news": None, "fit": None, "hold": None}
     encode_seconds = 0.0
     if args.embeddings_dir or args.tiny_random_bert:
-        # torch re-imports the stdlib ``operator``, which benchmarks/operator.py (this script's
-        # folder, first on sys.path) would shadow
-        here = Path(__file__).resolve().parent
-        sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
         folder = args.embeddings_dir or save_random_encoder(tempfile.mkdtemp(), fit_x)
         encoder = TransformerEmbeddings(folder)
         started = time.perf_counter()

@@ -250,7 +250,6 @@ def contenders(
                 "kserve",
                 [
                     str(kserve_python),
-                    "-P",  # not the script's folder first on sys.path: it has an operator.py
                     str(Path(__file__).with_name("serving_kserve.py")),
                     "--model_dir",
                     str(model_dir),

@@ -122,7 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser(
         "promote",
         parents=[common],
-        help="gate @challenger against @champion and move the alias if it wins",
+        help="gate a version (default @challenger) against @champion; move the alias if it wins",
+    )
+    pr.add_argument(
+        "--version",
+        help="the version to gate (a retraining Job passes the one it trained: @challenger "
+        "moves with every training of the model)",
     )
     _policy_args(pr)
     pr.set_defaults(handler=_promote)
@@ -260,7 +265,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 def _promote(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from textops.registry.gate import promote
 
-    return promote(settings, _policy(args), args.dataset).summary()
+    return promote(settings, _policy(args), args.dataset, args.version).summary()
 
 
 def _labels_export(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -493,7 +494,11 @@ class FakeServingMetrics:
         self.model, self.version = model, version
         self.feature_drift = feature_drift
         self.accuracy = accuracy
-        self.feedback = 300  # a counter: grows by 100 per scrape, as labelled feedback arrives
+        # counters that grow by 100 feedback per scrape, as labelled feedback arrives; the
+        # confusion (predicted, true) of each 100 is all on class S unless a test sets it
+        self.confusion: dict[tuple[str, str], int] | None = None
+        self.correct = self.wrong = 0
+        self.labels: Counter[tuple[str, str]] = Counter()
         handler = self._handler()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -505,17 +510,26 @@ class FakeServingMetrics:
         return f"127.0.0.1:{port}"
 
     def text(self) -> str:
-        self.feedback += 100
+        right = round(100 * self.accuracy)
+        confusion = self.confusion or {("S", "S"): right, ("S", "T"): 100 - right}
+        self.labels.update(confusion)
+        self.correct += sum(n for (p, t), n in confusion.items() if p == t)
+        self.wrong += sum(n for (p, t), n in confusion.items() if p != t)
         base = f'model="{self.model}",version="{self.version}"'
         overall = f'{base},statistic="overall"'
+        labels = "".join(
+            f'textops_feedback_labels_total{{{base},predicted="{p}",actual="{t}"}} {n}\n'
+            for (p, t), n in self.labels.items()
+        )
         return (
             f"textops_feature_drift_statistic{{{overall}}} {self.feature_drift}\n"
             f"textops_feature_drift_threshold{{{overall}}} 0.2\n"
             f"textops_feature_drift_window_samples{{{base}}} 500\n"
             f"textops_prediction_drift_statistic{{{overall}}} 0.01\n"
             f"textops_prediction_drift_window_samples{{{base}}} 500\n"
-            f"textops_online_accuracy_ratio{{{base}}} {self.accuracy}\n"
-            f'textops_feedback_total{{{base},class="S",outcome="correct"}} {self.feedback}\n'
+            f'textops_feedback_total{{{base},class="S",outcome="correct"}} {self.correct}\n'
+            f'textops_feedback_total{{{base},class="S",outcome="wrong"}} {self.wrong}\n'
+            f"{labels}"
         )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -1009,7 +1023,13 @@ def test_quality_drop_starts_a_retraining(
             "monitoring": {
                 "prometheus": prometheus_url,
                 "interval": "1s",
-                "quality": {"metric": "accuracy", "min": 0.8, "minSamples": 200, "for": "2s"},
+                "quality": {
+                    "metric": "accuracy",
+                    "min": 0.8,
+                    "minSamples": 200,
+                    "for": "2s",
+                    "window": "10s",  # the value follows the feedback of the last seconds
+                },
             },
             "retraining": {"minNewLabels": 0},
         }
@@ -1032,8 +1052,16 @@ def test_quality_drop_starts_a_retraining(
             lambda: k8s.condition("sliding", "QualityLow").get("status") == "True",
             timeout=60,
         )
-        low = k8s.condition("sliding", "QualityLow")
-        assert low["reason"] == "QualityBelowMinimum" and "0.61 < 0.8" in low["message"]
+        low = wait_until(
+            "the window holding only the new feedback",
+            lambda: (
+                (c := k8s.condition("sliding", "QualityLow"))
+                and "accuracy 0.610 < 0.8" in c["message"]
+                and c
+            ),
+            timeout=60,
+        )
+        assert low["reason"] == "QualityBelowMinimum"
         wait_until("a QualityBelowMinimum Event", lambda: k8s.events("QualityBelowMinimum"))
         job = wait_until("the quality retraining Job", lambda: k8s.jobs(), timeout=60)[0]
         assert job.metadata.annotations[f"{GROUP}/trigger"] == "quality"
@@ -1048,6 +1076,47 @@ def test_quality_drop_starts_a_retraining(
         assert k8s.status("sliding")["lastRetraining"]["trigger"] == "quality"
         _observations_after(k8s, "sliding", 2)
         assert [j.metadata.name for j in k8s.jobs()] == [job.metadata.name]
+
+
+def test_quality_metric_macro_f1_is_read_from_the_confusion_of_the_feedback(
+    operator: Operator, k8s: Cluster_, registry: MlflowClient, tmp_path: Path
+) -> None:
+    """Feedback that is 90 % right but never right on class T: accuracy 0.90 passes a minimum
+    of 0.8, macro-F1 0.474 does not. The ModelDeployment asks for macro-F1 and gets it."""
+    model = f"op-{uuid.uuid4().hex[:8]}"
+    v1 = register(registry, model)
+    registry.set_registered_model_alias(model, "champion", v1)
+    with monitored(model, v1, tmp_path, k8s.ns, "balanced") as (metrics, prometheus_url):
+        metrics.confusion = {("S", "S"): 90, ("S", "T"): 10}
+        quality = {"metric": "macro_f1", "min": 0.8, "minSamples": 200, "for": "1h"}
+        spec = {
+            "model": {"name": model, "alias": "champion"},
+            "monitoring": {
+                "prometheus": prometheus_url,
+                "interval": "1s",
+                "quality": {**quality, "window": "10s"},
+            },
+            "retraining": {"minNewLabels": 0},
+        }
+        k8s.create("balanced", spec)
+        wait_until("served", lambda: k8s.serving("balanced", v1), timeout=90)
+        expected = (2 * 90 / (2 * 90 + 10) + 0.0) / 2  # F1 of S and of T, averaged
+        wait_until(
+            "macro-F1 of the window's feedback",
+            lambda: (
+                (q := k8s.status("balanced").get("quality", {})).get("value")
+                == pytest.approx(expected, abs=1e-3)
+                and (q.get("samples") or 0) >= 200
+            ),
+            timeout=60,
+        )
+        low = wait_until(
+            "QualityLow=True on macro-F1",
+            lambda: (c := k8s.condition("balanced", "QualityLow")).get("status") == "True" and c,
+            timeout=30,
+        )
+        assert "macro_f1 0.474 < 0.8" in low["message"], low
+        assert not k8s.jobs()  # below for less than quality.for
 
 
 # --------------------------------------------------------------------------- RBAC

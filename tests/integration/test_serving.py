@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.served_model import call, http_status, news_sentences, run_cli, serve_champion
 from tests.synthetic import make_rows
@@ -123,7 +125,11 @@ BAD_PREDICTS = [
     (b'{"texts": "a"}', "application/json", 422, '"texts" must be a list'),
     (b'{"texts": ["a", 2]}', "application/json", 422, "texts[1] must be a string"),
     (b'{"texts": []}', "application/json", 422, '"texts" is empty'),
-    (b'{"texts": ["   "]}', "application/json", 422, "texts[0] is empty or only whitespace"),
+    (b'{"texts": ["   "]}', "application/json", 422, "texts[0] has nothing to read"),
+    # zero-width space, word joiner, a direction mark, a control character: nothing visible
+    (b'{"texts": ["\\u200b\\u2060\\u200f\\u0007"]}', "application/json", 422, "nothing to read"),
+    (b"[" * 4000 + b"]" * 4000, "application/json", 400, "nested too deeply"),
+    (b'{"texts": [' + b"1" * 5000 + b"]}", "application/json", 400, "not usable JSON"),
     (b'{"texts": ["\xe5\xa5"]}', "application/json", 400, "not valid UTF-8"),
     (
         json.dumps({"texts": ["a"] * (LIMIT_TEXTS + 1)}).encode(),
@@ -466,3 +472,52 @@ def test_annotator_page_labels_three_and_skips_one(served: Served, tmp_path: Pat
     skipped = [q.id for q in store.queue(limit=100, status="skipped")]
     assert [i for i in skipped if i.startswith("page-")] == ["page-1"]
     assert [q.id for q in store.queue(limit=500) if q.id.startswith("page-")] == ["page-4"]
+
+
+# Last in the module: the requests it makes may classify random texts, which would sit in the
+# drift window and the labelling queue the tests above look at.
+EDGE_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=25,
+)
+EDGE_KEYS = ["texts", "id", "label", "accepted", "sample_id", "annotator", "x"]
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    endpoint=st.sampled_from(
+        ["/predict", "/feedback", "/labelling/api/labels", "/labelling/api/skips"]
+    ),
+    body=st.binary(max_size=300)
+    | st.dictionaries(st.sampled_from(EDGE_KEYS), EDGE_JSON).map(lambda d: json.dumps(d).encode())
+    | st.lists(st.text(max_size=60), max_size=10).map(lambda t: json.dumps({"texts": t}).encode()),
+    content_type=st.sampled_from(
+        [None, "application/json", "application/json; charset=latin-1", "text/plain", "a/b;;="]
+    ),
+    token=st.sampled_from([None, LABEL_TOKEN, "wrong", "ünïcode"]),
+)
+def test_no_request_at_the_edge_gets_a_5xx(
+    served: Served, endpoint: str, body: bytes, content_type: str | None, token: str | None
+) -> None:
+    """Bodies, headers, texts and batch shapes the service never expects: each one gets an
+    answer below 500 (a refusal carries a message), and the process stays up."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    request = urllib.request.Request(
+        f"{served.url}{endpoint}", data=body, method="POST", headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, answer = int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        status, answer = exc.code, exc.read()
+    assert status < 500, (status, answer[:300])
+    if status >= 400:
+        assert json.loads(answer).get("error") or json.loads(answer).get("detail"), answer[:300]
+    assert served.process.alive()

@@ -65,6 +65,26 @@ def test_snapshot_train_promote_three_classes(
     )  # aliases only, never stages
 
 
+def test_promote_gates_the_version_it_is_given_not_the_moving_challenger_alias(
+    textops_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from textops.cli import main
+
+    source = write_jsonl(tmp_path / "rows.jsonl", make_rows(n_per_class=30, classes=2))
+    cli_json(capsys, "data", "snapshot", "--from", str(source))
+    cli_json(capsys, "train", "--n-estimators", "10")
+    cli_json(capsys, "train", "--n-estimators", "10")  # another training moved @challenger
+    gated = cli_json(capsys, "promote", "--version", "1")
+    assert gated["challenger"] == "1" and gated["champion_after"] == "1"
+    client = MlflowClient(tracking_uri=f"sqlite:///{textops_home / 'mlflow.db'}")
+    assert "textops.gate.decision" in client.get_model_version("reviews-sentiment", "1").tags
+    assert "textops.gate.decision" not in client.get_model_version("reviews-sentiment", "2").tags
+
+    capsys.readouterr()
+    assert main(["promote", "--version", "9"]) == 1
+    assert "model 'reviews-sentiment' has no version 9" in capsys.readouterr().err
+
+
 def _cli(env_home: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "TEXTOPS_"))}
     full_env.update(TEXTOPS_HOME=str(env_home), **env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,16 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             return 500.0
         return 300.0 if "feedback" in expr else 0.5
 
+    def answer_vector(base_url: str, expr: str) -> list[dict[str, Any]]:
+        expressions.append(expr)
+        confusion = {("S", "S"): 90.0, ("S", "T"): 10.0}  # T never predicted: its F1 is 0
+        return [
+            {"metric": {"predicted": p, "actual": a}, "value": [0, str(n)]}
+            for (p, a), n in confusion.items()
+        ]
+
     monkeypatch.setattr(prometheus_io, "query", answer)
+    monkeypatch.setattr(prometheus_io, "query_vector", answer_vector)
     return expressions
 
 
@@ -33,9 +43,21 @@ def test_every_query_of_an_observation_is_scoped_to_the_modeldeployment(asked: l
         f"sum(textops_feature_drift_window_samples{{{SCOPE}}})",
         f'max(textops_prediction_drift_statistic{{{SCOPE},statistic="overall"}})',
         f"sum(textops_prediction_drift_window_samples{{{SCOPE}}})",
-        f"avg(textops_online_accuracy_ratio{{{SCOPE}}})",
         f"sum(increase(textops_feedback_total{{{SCOPE}}}[3600s]))",
+        f'sum(increase(textops_feedback_total{{{SCOPE},outcome="correct"}}[3600s]))',
     ]
+    assert got.quality == 1.0  # 300 correct of 300 (the stub's answers)
+
+
+def test_macro_f1_is_read_from_the_confusion_counts_of_the_window(asked: list[str]) -> None:
+    got = prometheus_io.observe(
+        "http://p", "m", "2", timedelta(minutes=10), "prod", "reviews", "macro_f1"
+    )
+    assert asked[-2:] == [
+        f"sum(increase(textops_feedback_total{{{SCOPE}}}[600s]))",
+        f"sum by (predicted, actual) (increase(textops_feedback_labels_total{{{SCOPE}}}[600s]))",
+    ]
+    assert got.quality == pytest.approx((180 / 190 + 0) / 2) and got.quality_samples == 300
 
 
 def test_label_values_are_quoted(asked: list[str]) -> None:

@@ -28,7 +28,7 @@ def test_every_metric_passes_promtool() -> None:
     metrics.reject("predict", "empty_text")
     metrics.batch(3)
     metrics.prediction("酒店", 0.9, TextQuality(12, 0.1, 2))
-    metrics.feedback_given("酒店", True, 1.0, 2.0)
+    metrics.feedback_given("酒店", True, "酒店", 1.0, 2.0)
     text = generate_latest(registry)
     check = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30
@@ -47,6 +47,7 @@ def test_every_metric_passes_promtool() -> None:
         "textops_text_non_chinese_ratio_bucket",
         "textops_text_unseen_characters_bucket",
         "textops_feedback_total",
+        "textops_feedback_labels_total",
         "textops_online_accuracy_ratio",
         "textops_business_value_total",
         "textops_model_info",

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import unicodedata
+from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from textops.errors import TextopsError
 from textops.serving.config import Limits, load_serving_config, request_timeout_s
@@ -20,6 +24,7 @@ from textops.serving.validation import (
     REASONS,
     Feedback,
     RequestRejected,
+    has_visible_character,
     max_body_bytes,
     parse_json_object,
     validate_feedback,
@@ -63,7 +68,11 @@ def test_valid_texts_pass_unchanged() -> None:
         (b'{"texts": []}', JSON, 422, "empty_list", "is empty"),
         (b'{"texts": ["a", 1]}', JSON, 422, "not_a_string", "texts[1] must be a string"),
         (b'{"texts": ["a", null]}', JSON, 422, "not_a_string", "got null"),
-        (b'{"texts": ["a", " \\n\\t"]}', JSON, 422, "empty_text", "texts[1] is empty"),
+        (b'{"texts": ["a", " \\n\\t"]}', JSON, 422, "empty_text", "texts[1] has nothing to read"),
+        (b'{"texts": ["\\u200b\\ufeff\\u0000"]}', JSON, 422, "empty_text", "nothing to read"),
+        (b'{"texts": ["\\u0301\\ue000"]}', JSON, 422, "empty_text", "nothing to read"),
+        (b"[" * 2000 + b"]" * 2000, JSON, 400, "invalid_json", "nested too deeply"),
+        (b'{"texts": [' + b"9" * 4400 + b"]}", JSON, 400, "invalid_json", "not usable JSON"),
         (b'{"texts": ["a", "b", "c", "d"]}', JSON, 413, "too_many_texts", "4 items"),
         (b'{"texts": ["' + b"x" * 11 + b'"]}', JSON, 413, "text_too_long", "11 characters"),
         (b'{"texts": ["\\ud800"]}', JSON, 400, "invalid_text", "unpaired surrogate"),
@@ -170,3 +179,71 @@ def test_tally() -> None:
     for correct in (True, True, False, True):
         tally.record(correct)
     assert (tally.total, tally.accuracy, tally.value) == (4, 0.75, 1.5)
+
+
+# --------------------------------------------------------------------------- properties
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+EDGE = settings(max_examples=300, deadline=None)
+
+
+def _refused_or_valid(call: Callable[[], object]) -> None:
+    """Either an answer or a RequestRejected with a 4xx, a known reason and a message."""
+    try:
+        call()
+    except RequestRejected as exc:
+        assert 400 <= exc.status < 500 and exc.reason in REASONS and exc.message
+
+
+@EDGE
+@given(st.binary(max_size=600), st.sampled_from([JSON, None, "text/plain", "application/json;"]))
+def test_any_bytes_are_answered_or_refused_with_a_4xx(
+    body: bytes, content_type: str | None
+) -> None:
+    _refused_or_valid(lambda: _predict(body, content_type))
+
+
+@EDGE
+@given(st.dictionaries(st.sampled_from(["texts", "id", "label", "accepted", "x"]), JSON_VALUES))
+def test_any_json_object_is_answered_or_refused_with_a_4xx(payload: dict[str, object]) -> None:
+    body = json.dumps(payload).encode()
+    _refused_or_valid(lambda: _predict(body))
+    _refused_or_valid(lambda: validate_feedback(parse_json_object(body, JSON), ["好", "差"]))
+
+
+@EDGE
+@given(st.lists(st.text(max_size=12), min_size=1, max_size=3))
+def test_texts_pass_exactly_when_each_has_something_to_read(texts: list[str]) -> None:
+    body = json.dumps({"texts": texts}).encode()
+    readable = all(
+        any(unicodedata.category(c)[0] in "LNPS" for c in t)
+        and len(t) <= LIMITS.max_text_chars
+        and not any(0xD800 <= ord(c) <= 0xDFFF for c in t)
+        for t in texts
+    )
+    if readable:
+        assert _predict(body) == texts
+    else:
+        _refused_or_valid(lambda: _predict(body))
+        with pytest.raises(RequestRejected):
+            _predict(body)
+
+
+@EDGE
+@given(
+    st.text(
+        st.characters(
+            categories=["Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Co"], exclude_characters="\ud800"
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_a_text_of_invisible_characters_only_is_refused(text: str) -> None:
+    assert not has_visible_character(text)
+    error = _rejected(_predict, json.dumps({"texts": [text]}).encode())
+    assert error.reason == "empty_text"

@@ -17,7 +17,6 @@ import os
 import secrets
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,9 +28,8 @@ from textops.demo.report import write_report
 from textops.demo.scenario import (
     NEW_SEGMENT,
     DemoSize,
-    Sample,
+    Phase,
     Scenario,
-    accuracy_by_segment,
     build_scenario,
     feedback_sample,
     phase_traffic,
@@ -49,38 +47,6 @@ from textops.training.pipeline import TrainResult, train
 STAGES = 11
 DRIFT_WINDOW = 1000
 DRIFT_INTERVAL_S = 1.0
-
-
-@dataclass
-class Phase:
-    """One stretch of traffic against one served version, and what was seen."""
-
-    name: str
-    version: str
-    samples: list[Sample]
-    predicted: list[str] = field(default_factory=list)
-    drift: list[dict[str, float]] = field(default_factory=list)
-    online_accuracy: float | None = None
-    feedback: int = 0
-
-    def summary(self) -> dict[str, Any]:
-        last = self.drift[-1] if self.drift else {}
-        return {
-            "version": self.version,
-            "texts": len(self.samples),
-            "new_segment_share": round(
-                sum(s.segment == NEW_SEGMENT for s in self.samples) / max(len(self.samples), 1), 3
-            ),
-            "accuracy": {
-                k: round(v, 4) for k, v in accuracy_by_segment(self.samples, self.predicted).items()
-            },
-            "online_accuracy": None
-            if self.online_accuracy is None
-            else round(self.online_accuracy, 4),
-            "feedback": self.feedback,
-            "drift_final": {k: round(v, 4) for k, v in last.items()},
-            "drifted": bool(last) and max(last["feature_ratio"], last["prediction_ratio"]) > 1.0,
-        }
 
 
 def run_demo(

@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from textops.demo.scenario import KNOWN_SEGMENT, NEW_SEGMENT
+from textops.demo.scenario import KNOWN_SEGMENT, NEW_SEGMENT, Phase
 from textops.model.plots import plot_confusion_matrix, plt
 
 if TYPE_CHECKING:
-    from textops.demo.loop import Phase
     from textops.training.pipeline import TrainResult
 
 

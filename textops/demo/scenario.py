@@ -10,7 +10,8 @@ label (the simulated users and annotator answer from that ground truth).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -134,3 +135,35 @@ def accuracy_by_segment(samples: Sequence[Sample], predicted: Sequence[str]) -> 
         if pairs:
             out[segment] = sum(t == p for t, p in pairs) / len(pairs)
     return out
+
+
+@dataclass
+class Phase:
+    """One stretch of traffic against one served version, and what was seen."""
+
+    name: str
+    version: str
+    samples: list[Sample]
+    predicted: list[str] = field(default_factory=list)
+    drift: list[dict[str, float]] = field(default_factory=list)
+    online_accuracy: float | None = None
+    feedback: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        last = self.drift[-1] if self.drift else {}
+        return {
+            "version": self.version,
+            "texts": len(self.samples),
+            "new_segment_share": round(
+                sum(s.segment == NEW_SEGMENT for s in self.samples) / max(len(self.samples), 1), 3
+            ),
+            "accuracy": {
+                k: round(v, 4) for k, v in accuracy_by_segment(self.samples, self.predicted).items()
+            },
+            "online_accuracy": None
+            if self.online_accuracy is None
+            else round(self.online_accuracy, 4),
+            "feedback": self.feedback,
+            "drift_final": {k: round(v, 4) for k, v in last.items()},
+            "drifted": bool(last) and max(last["feature_ratio"], last["prediction_ratio"]) > 1.0,
+        }

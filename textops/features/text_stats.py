@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -11,6 +12,14 @@ def is_chinese(ch: str) -> bool:
     """CJK unified ideographs (basic block and extension A) — what 'Chinese' means here."""
     code = ord(ch)
     return 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF
+
+
+def char_ngrams(text: str, sizes: Sequence[int] = (1, 2)) -> Iterable[str]:
+    """The character n-grams of ``text`` without its whitespace, for each size in ``sizes``."""
+    compact = "".join(text.split())
+    for n in sizes:
+        for i in range(len(compact) - n + 1):
+            yield compact[i : i + n]
 
 
 def non_chinese_share(text: str) -> float:

@@ -98,8 +98,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from textops.features.text_stats import non_chinese_share
-from textops.monitoring.reference import char_ngrams
+from textops.features.text_stats import char_ngrams, non_chinese_share
 
 FEATURE = "feature"
 PREDICTION = "prediction"

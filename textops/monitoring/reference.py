@@ -31,14 +31,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from textops.features.text_stats import non_chinese_share
-
-if TYPE_CHECKING:
-    from textops.monitoring.drift import CalibrationParams
+from textops.features.text_stats import char_ngrams, non_chinese_share
+from textops.monitoring.drift import CalibrationParams, calibrate, rarity_reference
 
 PROFILE_VERSION = 2
 CONFIDENCE_BINS = 10
@@ -60,13 +58,6 @@ def histogram(values: Iterable[float], edges: Sequence[float]) -> list[float]:
     index = np.clip(np.searchsorted(np.asarray(edges[1:-1]), array, side="right"), 0, bins - 1)
     counts = np.bincount(index, minlength=bins)
     return (counts / counts.sum()).round(6).tolist()
-
-
-def char_ngrams(text: str, sizes: Sequence[int] = (1, 2)) -> Iterable[str]:
-    compact = "".join(text.split())
-    for n in sizes:
-        for i in range(len(compact) - n + 1):
-            yield compact[i : i + n]
 
 
 def length_edges(lengths: Sequence[int]) -> list[float]:
@@ -180,9 +171,6 @@ def build_reference_profile(
     }
     if embeddings is not None:
         profile["embeddings"] = embedding_reference(embeddings)
-    # imported here: the drift module builds on this one's n-gram and histogram helpers
-    from textops.monitoring.drift import CalibrationParams, calibrate, rarity_reference
-
     params = calibration or CalibrationParams()
     if holdout_texts is not None and len(holdout_texts) >= max(params.min_rows, 1):
         if len(holdout_texts) != len(holdout_proba):

@@ -31,7 +31,8 @@ from textops.operator.upkeep import Upkeep
 
 RECONCILE_SECONDS = float(os.environ.get("TEXTOPS_RECONCILE_SECONDS") or 10)
 # Threads running the (blocking) handlers. Each pass mostly waits on the API server and MLflow,
-# so more threads than cores keep a burst of new resources moving (benchmarks/operator.py).
+# so more threads than cores keep a burst of new resources moving
+# (benchmarks/operator_convergence.py).
 WORKERS = 16
 REGISTRY_RETRY_SECONDS = 30
 FINALIZER = f"{GROUP}/operator"

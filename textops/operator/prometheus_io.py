@@ -20,8 +20,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import timedelta
+from typing import Any
 
 from textops.operator.policy import Observation
+from textops.operator.quality import UNKNOWN_TRUTH, quality_value
+from textops.operator.spec import QualityMetric
 
 TIMEOUT_S = 10
 
@@ -32,6 +35,15 @@ class Unavailable(ConnectionError):
 
 def query(base_url: str, expr: str) -> float | None:
     """The value of an instant query that yields one sample (None: no data, or NaN)."""
+    result = query_vector(base_url, expr)
+    if not result:
+        return None
+    value = float(result[0]["value"][1])
+    return None if math.isnan(value) else value
+
+
+def query_vector(base_url: str, expr: str) -> list[dict[str, Any]]:
+    """The samples of an instant query (``metric`` labels and ``value``), as Prometheus sends."""
     url = f"{base_url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
@@ -42,11 +54,8 @@ def query(base_url: str, expr: str) -> float | None:
         raise Unavailable(f"Prometheus {base_url} is unreachable: {exc}") from exc
     if body.get("status") != "success":
         raise Unavailable(f"Prometheus {base_url} answered {body.get('error')!r} to {expr!r}")
-    result = body["data"]["result"]
-    if not result:
-        return None
-    value = float(result[0]["value"][1])
-    return None if math.isnan(value) else value
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
 
 
 def _selector(model: str, version: str | None, **extra: str) -> str:
@@ -65,11 +74,15 @@ def observe(
     quality_window: timedelta,
     namespace: str,
     modeldeployment: str,
+    quality_metric: QualityMetric = "accuracy",
 ) -> Observation:
-    """Feature and prediction drift, online accuracy and its feedback count, for one version
-    served by one ModelDeployment (``namespace``/``modeldeployment``: its pods' target labels).
+    """Feature and prediction drift, the quality metric over its window and the feedback it
+    counted, for one version served by one ModelDeployment (``namespace``/``modeldeployment``:
+    its pods' target labels).
 
     A drift score counts only when its window holds samples (an empty window scores 0 or NaN).
+    Quality comes from counter increases summed over the pods (see textops.operator.quality),
+    never from a per-pod ratio.
     """
     scope = {"namespace": namespace, "modeldeployment": modeldeployment}
     base = _selector(model, version, **scope)
@@ -79,14 +92,29 @@ def observe(
         value = query(base_url, f"max(textops_{kind}_drift_statistic{{{sel}}})")
         samples = query(base_url, f"sum(textops_{kind}_drift_window_samples{{{base}}})")
         scores[kind] = None if samples is not None and samples <= 0 else value
-    accuracy = query(base_url, f"avg(textops_online_accuracy_ratio{{{base}}})")
-    feedback = query(
-        base_url, f"sum(increase(textops_feedback_total{{{base}}}[{_range(quality_window)}]))"
-    )
+    window = _range(quality_window)
+    feedback = query(base_url, f"sum(increase(textops_feedback_total{{{base}}}[{window}]))")
+    correct: float | None = None
+    confusion: dict[tuple[str, str], float] = {}
+    if quality_metric == "accuracy":
+        correct = query(
+            base_url,
+            f'sum(increase(textops_feedback_total{{{base},outcome="correct"}}[{window}]))',
+        )
+    else:
+        for sample in query_vector(
+            base_url,
+            "sum by (predicted, actual) "
+            f"(increase(textops_feedback_labels_total{{{base}}}[{window}]))",
+        ):
+            labels = sample["metric"]
+            key = (labels.get("predicted", ""), labels.get("actual", UNKNOWN_TRUTH))
+            value = float(sample["value"][1])
+            confusion[key] = 0.0 if math.isnan(value) else value
     return Observation(
         feature_drift=scores["feature"],
         prediction_drift=scores["prediction"],
-        quality=accuracy,
+        quality=quality_value(quality_metric, correct, feedback, confusion),
         quality_samples=None if feedback is None else round(feedback),
     )
 

@@ -224,7 +224,13 @@ def _read_prometheus(
     since = st.last_retraining.started_at or mdep.created_at or t
     try:
         observation = prometheus_io.observe(
-            url, mdep.spec.model.name, version, mon.quality.window, mdep.namespace, mdep.name
+            url,
+            mdep.spec.model.name,
+            version,
+            mon.quality.window,
+            mdep.namespace,
+            mdep.name,
+            mon.quality.metric,
         )
         labels = prometheus_io.new_labels(url, mdep.spec.model.name, t - since)
     except prometheus_io.Unavailable as exc:

@@ -73,13 +73,17 @@ def resolve(tracking_uri: str, model: ModelRef) -> str:
     except MlflowException as exc:
         if exc.error_code not in _MISSING:
             raise _unavailable(tracking_uri, exc) from exc
-        raise _missing(client, model) from exc
+        raise _missing(tracking_uri, client, model) from exc
 
 
-def _missing(client: MlflowClient, model: ModelRef) -> NotFound:
+def _missing(tracking_uri: str, client: MlflowClient, model: ModelRef) -> NotFound | Unavailable:
+    """Which part of ``model`` is missing; an error asking is an outage, never "not found"
+    (that would mark the resource Failed while the server is only down)."""
     try:
         client.get_registered_model(model.name)
-    except MlflowException:
+    except MlflowException as exc:
+        if exc.error_code not in _MISSING:
+            return _unavailable(tracking_uri, exc)
         return NotFound("ModelNotFound", f"no registered model {model.name!r} in MLflow")
     if model.alias is not None:
         return NotFound(

@@ -30,6 +30,7 @@ from typing import Any
 from textops.operator.builders import job_name
 from textops.operator.durations import format_duration
 from textops.operator.policy import (
+    Episodes,
     Observation,
     State,
     Trigger,
@@ -41,6 +42,7 @@ from textops.operator.policy import (
 from textops.operator.rollout import Event
 from textops.operator.spec import (
     GROUP,
+    Condition,
     DriftStatus,
     GateDecision,
     HistoryEvent,
@@ -243,6 +245,37 @@ def _newest(jobs: Sequence[JobState]) -> JobState | None:
     return max(dated, key=lambda j: (j.created, j.name)) if dated else None
 
 
+@dataclass
+class _Pass:
+    """What one pass accumulates while its decisions are taken: conditions, history, Events."""
+
+    mdep: ModelDeployment
+    now: datetime
+    history_limit: int
+    conditions: tuple[Condition, ...]
+    history: tuple[HistoryRecord, ...]
+    events: list[Event] = dataclasses.field(default_factory=list)
+
+    def condition(self, type_: str, ok: bool, reason: str, message: str, warn: bool) -> None:
+        """Set a condition; a transition to a bad state (``warn``) is also a Warning Event."""
+        self.conditions, changed = set_condition(
+            self.conditions,
+            type_,
+            "True" if ok else "False",
+            reason,
+            message,
+            self.now,
+            self.mdep.generation,
+        )
+        if changed and warn and ok:
+            self.events.append(Event("Warning", reason, message))
+
+    def record(self, event: HistoryEvent, *args: Any, **details: Any) -> None:
+        self.history = append_history(
+            self.history, self.history_limit, self.now, event, *args, **details
+        )
+
+
 def plan_retraining(
     mdep: ModelDeployment,
     observation: Observation | None,
@@ -254,174 +287,13 @@ def plan_retraining(
 ) -> RetrainingPlan:
     """One timer pass of bookkeeping and the retraining decision (see the module docstring)."""
     st = mdep.status
-    spec = mdep.spec
-    events: list[Event] = []
-    conditions, history = st.conditions, st.history
-
-    def condition(type_: str, ok: bool, reason: str, message: str, warn: bool) -> None:
-        nonlocal conditions
-        conditions, changed = set_condition(
-            conditions, type_, "True" if ok else "False", reason, message, now, mdep.generation
-        )
-        if changed and warn and ok:
-            events.append(Event("Warning", reason, message))
-
+    run = _Pass(mdep, now, history_limit, tuple(st.conditions), tuple(st.history))
     drift, quality, episodes = st.drift, st.quality, episodes_of(st)
     if observation is not None:
-        episodes = track(spec.monitoring, observation, episodes, now)
-        drift = DriftStatus(
-            feature=observation.feature_drift,
-            prediction=observation.prediction_drift,
-            observed_at=now,
-            feature_above_since=episodes.feature_drift_since,
-            prediction_above_since=episodes.prediction_drift_since,
-        )
-        quality = QualityStatus(
-            value=observation.quality,
-            samples=observation.quality_samples,
-            observed_at=now,
-            below_since=episodes.quality_below_since,
-        )
-        mon = spec.monitoring
-        above = [
-            f"{what} drift {value:.3f} > {rule.threshold}"
-            for what, value, rule in (
-                ("feature", observation.feature_drift, mon.feature_drift),
-                ("prediction", observation.prediction_drift, mon.prediction_drift),
-            )
-            if value is not None and value > rule.threshold
-        ]
-        condition(
-            DRIFTING,
-            bool(above),
-            "DriftAboveThreshold" if above else "NoDrift",
-            "; ".join(above) or "drift within thresholds (or no data)",
-            warn=True,
-        )
-        low = episodes.quality_below_since is not None
-        condition(
-            QUALITY_LOW,
-            low,
-            "QualityBelowMinimum" if low else "QualityOK",
-            f"{mon.quality.metric} {observation.quality} < {mon.quality.min} "
-            f"on {observation.quality_samples} feedback labels"
-            if low
-            else "quality at or above its minimum (or too few feedback labels)",
-            warn=True,
-        )
-
-    last = st.last_retraining
-    newest = _newest(jobs)
-    if (
-        newest is not None
-        and newest.name != last.job
-        and newest.created is not None
-        and (last.started_at is None or newest.created >= last.started_at)
-    ):
-        last = RetrainingStatus(
-            job=newest.name,
-            trigger=newest.trigger,
-            trigger_id=newest.trigger_id,
-            reason=newest.reason,
-            started_at=newest.created,
-            result="Running",
-        )
-        history = append_history(
-            history,
-            history_limit,
-            now,
-            "RetrainingStarted",
-            job=newest.name,
-            message=newest.reason,
-        )
-    awaiting: str | None = None  # the Job succeeded; its candidate is not visible yet
-    if last.job is not None and last.result == "Running":
-        job = next((j for j in jobs if j.name == last.job), None)
-        if job is None:
-            message = f"Job {last.job} disappeared before it finished"
-            last = dataclasses.replace(last, result="Failed", finished_at=now)
-            history = append_history(
-                history, history_limit, now, "RetrainingFailed", job=last.job, message=message
-            )
-            failed = consecutive_failures(history)
-            events.append(
-                Event("Warning", "RetrainingFailed", _with_backoff(message, mdep, last, failed))
-            )
-        elif job.result == "Failed":
-            message = f"Job {job.name} failed; nothing was promoted (see its pod logs)"
-            last = dataclasses.replace(last, result="Failed", finished_at=job.finished or now)
-            history = append_history(
-                history, history_limit, now, "RetrainingFailed", job=job.name, message=message
-            )
-            failed = consecutive_failures(history)
-            events.append(
-                Event("Warning", "RetrainingFailed", _with_backoff(message, mdep, last, failed))
-            )
-        elif job.result == "Succeeded":
-            finished = job.finished or now
-            wait_until = finished + CANDIDATE_GRACE
-            if candidate is None and job.finished is not None and now < wait_until:
-                awaiting = (
-                    f"Job {job.name} succeeded; looking for the model version tagged "
-                    f"textops.trigger.id={last.trigger_id} until {format_time(wait_until)}"
-                )
-            else:
-                last = dataclasses.replace(last, result="Succeeded", finished_at=finished)
-                if candidate is None:
-                    message = (
-                        f"Job {job.name} succeeded but no model version is tagged "
-                        f"textops.trigger.id={last.trigger_id} (looked for "
-                        f"{format_duration(CANDIDATE_GRACE)} after it finished)"
-                    )
-                    history = append_history(
-                        history,
-                        history_limit,
-                        now,
-                        "RetrainingSucceeded",
-                        job=job.name,
-                        message=message,
-                    )
-                    events.append(Event("Warning", "NoCandidate", message))
-                else:
-                    verdict: GateDecision | None = next(
-                        (d for d in DECISIONS if d == candidate.decision), None
-                    )
-                    last = dataclasses.replace(
-                        last,
-                        candidate_version=candidate.version,
-                        decision=verdict,
-                    )
-                    message = f"Job {job.name} registered version {candidate.version}"
-                    history = append_history(
-                        history,
-                        history_limit,
-                        now,
-                        "RetrainingSucceeded",
-                        candidate.version,
-                        job.name,
-                        message,
-                        **candidate.lineage(),
-                    )
-                    events.append(Event("Normal", "RetrainingSucceeded", message))
-                    if verdict is not None:
-                        event: HistoryEvent = "Promoted" if verdict == "promoted" else "Rejected"
-                        why = f"version {candidate.version} {verdict}: {candidate.reason or ''}"
-                        history = append_history(
-                            history,
-                            history_limit,
-                            now,
-                            event,
-                            candidate.version,
-                            job.name,
-                            why.strip(": "),
-                            **candidate.lineage(),
-                            decision=verdict,
-                            **candidate.verdict(),
-                        )
-                        events.append(Event("Normal", event, why.strip(": ")))
-
+        drift, quality, episodes = _read_observation(run, observation, episodes)
+    last = _adopt_unknown_job(run, st.last_retraining, jobs)
+    last, awaiting = _settle_finished_job(run, last, jobs, candidate)
     running = any(j.result == "Running" for j in jobs) or awaiting is not None
-    failures = consecutive_failures(history)
     state = State(
         now=now,
         created_at=mdep.created_at or now,
@@ -432,57 +304,204 @@ def plan_retraining(
         last_schedule_time=st.last_schedule_time,
         manual_request=mdep.retrain_request,
         last_manual_request=st.last_manual_request,
-        failures=failures,
+        failures=consecutive_failures(run.history),
     )
-    decision = decide(mdep.uid or f"{mdep.namespace}/{mdep.name}", spec, state)
+    decision = decide(mdep.uid or f"{mdep.namespace}/{mdep.name}", mdep.spec, state)
     start = decision.trigger if decision.retrain else None
-    last_schedule, last_manual = st.last_schedule_time, st.last_manual_request
     if start is not None:
-        name = job_name(mdep, start)
-        last = RetrainingStatus(
-            job=name,
-            trigger=start.kind,
-            trigger_id=start.id,
-            reason=start.reason,
-            started_at=now,
-            result="Running",
-        )
-        history = append_history(
-            history, history_limit, now, "RetrainingStarted", job=name, message=start.reason
-        )
-        events.append(Event("Normal", "RetrainingStarted", f"Job {name}: {start.reason}"))
-        last_schedule = decision.schedule_time or last_schedule
-        last_manual = decision.manual_request or last_manual
-
+        last = _start_job(run, start)
     if last.job is not None:
-        active = last.result == "Running"
-        message = f"Job {last.job} ({last.trigger}): {last.reason or ''}".strip(": ")
-        reason = "JobRunning" if active else f"Job{last.result}"
-        if last.result == "Failed":
-            message = _with_backoff(f"{message}; failed", mdep, last, failures)
-        if awaiting is not None:
-            message, reason = awaiting, "AwaitingCandidate"
-        conditions, _ = set_condition(
-            conditions,
-            RETRAINING,
-            "True" if active else "False",
-            reason,
-            message,
-            now,
-            mdep.generation,
-        )
+        _retraining_condition(run, last, awaiting, state.failures)
     rolling_out = st.phase in ("Promoting", "Pending")
     status = dataclasses.replace(
         st,
         drift=drift,
         quality=quality,
         last_retraining=last,
-        last_schedule_time=last_schedule,
-        last_manual_request=last_manual,
-        conditions=conditions,
-        history=history,
+        last_schedule_time=(decision.schedule_time if start else None) or st.last_schedule_time,
+        last_manual_request=(decision.manual_request if start else None) or st.last_manual_request,
+        conditions=run.conditions,
+        history=run.history,
         phase=st.phase
         if st.phase == "Failed"
-        else phase_of(conditions, st.serving_version, rolling_out),
+        else phase_of(run.conditions, st.serving_version, rolling_out),
     )
-    return RetrainingPlan(dataclasses.replace(mdep, status=status), tuple(events), start)
+    return RetrainingPlan(dataclasses.replace(mdep, status=status), tuple(run.events), start)
+
+
+def _read_observation(
+    run: _Pass, observation: Observation, episodes: Episodes
+) -> tuple[DriftStatus, QualityStatus, Episodes]:
+    """What a Prometheus reading says: drift and quality status, episodes, two conditions."""
+    mon = run.mdep.spec.monitoring
+    now = run.now
+    episodes = track(mon, observation, episodes, now)
+    drift = DriftStatus(
+        feature=observation.feature_drift,
+        prediction=observation.prediction_drift,
+        observed_at=now,
+        feature_above_since=episodes.feature_drift_since,
+        prediction_above_since=episodes.prediction_drift_since,
+    )
+    quality = QualityStatus(
+        value=observation.quality,
+        samples=observation.quality_samples,
+        observed_at=now,
+        below_since=episodes.quality_below_since,
+    )
+    above = [
+        f"{what} drift {value:.3f} > {rule.threshold}"
+        for what, value, rule in (
+            ("feature", observation.feature_drift, mon.feature_drift),
+            ("prediction", observation.prediction_drift, mon.prediction_drift),
+        )
+        if value is not None and value > rule.threshold
+    ]
+    run.condition(
+        DRIFTING,
+        bool(above),
+        "DriftAboveThreshold" if above else "NoDrift",
+        "; ".join(above) or "drift within thresholds (or no data)",
+        warn=True,
+    )
+    low = episodes.quality_below_since is not None
+    run.condition(
+        QUALITY_LOW,
+        low,
+        "QualityBelowMinimum" if low else "QualityOK",
+        f"{mon.quality.metric} {observation.quality or 0:.3f} < {mon.quality.min} "
+        f"on {observation.quality_samples} feedback labels"
+        if low
+        else "quality at or above its minimum (or too few feedback labels)",
+        warn=True,
+    )
+    return drift, quality, episodes
+
+
+def _adopt_unknown_job(
+    run: _Pass, last: RetrainingStatus, jobs: Sequence[JobState]
+) -> RetrainingStatus:
+    """A newer Job than status knows (the operator died between creating it and writing
+    status) becomes the running retraining."""
+    newest = _newest(jobs)
+    if (
+        newest is None
+        or newest.name == last.job
+        or newest.created is None
+        or (last.started_at is not None and newest.created < last.started_at)
+    ):
+        return last
+    return _started(
+        run, newest.name, newest.trigger, newest.trigger_id, newest.reason, newest.created
+    )
+
+
+def _settle_finished_job(
+    run: _Pass, last: RetrainingStatus, jobs: Sequence[JobState], candidate: Candidate | None
+) -> tuple[RetrainingStatus, str | None]:
+    """The running retraining's outcome once its Job ended (or vanished); with it, the
+    message "awaiting the candidate" while a succeeded Job's version is not visible yet."""
+    if last.job is None or last.result != "Running":
+        return last, None
+    job = next((j for j in jobs if j.name == last.job), None)
+    if job is None:
+        return _failed(run, last, f"Job {last.job} disappeared before it finished", run.now), None
+    if job.result == "Failed":
+        message = f"Job {job.name} failed; nothing was promoted (see its pod logs)"
+        return _failed(run, last, message, job.finished or run.now), None
+    if job.result != "Succeeded":
+        return last, None
+    finished = job.finished or run.now
+    wait_until = finished + CANDIDATE_GRACE
+    if candidate is None and job.finished is not None and run.now < wait_until:
+        return last, (
+            f"Job {job.name} succeeded; looking for the model version tagged "
+            f"textops.trigger.id={last.trigger_id} until {format_time(wait_until)}"
+        )
+    last = dataclasses.replace(last, result="Succeeded", finished_at=finished)
+    if candidate is None:
+        message = (
+            f"Job {job.name} succeeded but no model version is tagged "
+            f"textops.trigger.id={last.trigger_id} (looked for "
+            f"{format_duration(CANDIDATE_GRACE)} after it finished)"
+        )
+        run.record("RetrainingSucceeded", job=job.name, message=message)
+        run.events.append(Event("Warning", "NoCandidate", message))
+        return last, None
+    return _record_candidate(run, last, job.name, candidate), None
+
+
+def _failed(
+    run: _Pass, last: RetrainingStatus, message: str, finished: datetime
+) -> RetrainingStatus:
+    last = dataclasses.replace(last, result="Failed", finished_at=finished)
+    run.record("RetrainingFailed", job=last.job, message=message)
+    failures = consecutive_failures(run.history)
+    run.events.append(
+        Event("Warning", "RetrainingFailed", _with_backoff(message, run.mdep, last, failures))
+    )
+    return last
+
+
+def _record_candidate(
+    run: _Pass, last: RetrainingStatus, job: str, candidate: Candidate
+) -> RetrainingStatus:
+    """The version a succeeded Job registered, its lineage, and the gate's verdict."""
+    verdict: GateDecision | None = next((d for d in DECISIONS if d == candidate.decision), None)
+    message = f"Job {job} registered version {candidate.version}"
+    run.record("RetrainingSucceeded", candidate.version, job, message, **candidate.lineage())
+    run.events.append(Event("Normal", "RetrainingSucceeded", message))
+    if verdict is not None:
+        event: HistoryEvent = "Promoted" if verdict == "promoted" else "Rejected"
+        why = f"version {candidate.version} {verdict}: {candidate.reason or ''}".strip(": ")
+        run.record(
+            event,
+            candidate.version,
+            job,
+            why,
+            **candidate.lineage(),
+            decision=verdict,
+            **candidate.verdict(),
+        )
+        run.events.append(Event("Normal", event, why))
+    return dataclasses.replace(last, candidate_version=candidate.version, decision=verdict)
+
+
+def _start_job(run: _Pass, start: Trigger) -> RetrainingStatus:
+    """A new retraining for ``start``: its deterministic Job name, history and an Event."""
+    name = job_name(run.mdep, start)
+    run.events.append(Event("Normal", "RetrainingStarted", f"Job {name}: {start.reason}"))
+    return _started(run, name, start.kind, start.id, start.reason, run.now)
+
+
+def _started(
+    run: _Pass,
+    job: str,
+    trigger: TriggerKind | None,
+    trigger_id: str | None,
+    reason: str | None,
+    at: datetime,
+) -> RetrainingStatus:
+    """A running retraining, recorded in history."""
+    run.record("RetrainingStarted", job=job, message=reason)
+    return RetrainingStatus(
+        job=job,
+        trigger=trigger,
+        trigger_id=trigger_id,
+        reason=reason,
+        started_at=at,
+        result="Running",
+    )
+
+
+def _retraining_condition(
+    run: _Pass, last: RetrainingStatus, awaiting: str | None, failures: int
+) -> None:
+    active = last.result == "Running"
+    message = f"Job {last.job} ({last.trigger}): {last.reason or ''}".strip(": ")
+    reason = "JobRunning" if active else f"Job{last.result}"
+    if last.result == "Failed":
+        message = _with_backoff(f"{message}; failed", run.mdep, last, failures)
+    if awaiting is not None:
+        message, reason = awaiting, "AwaitingCandidate"
+    run.condition(RETRAINING, active, reason, message, warn=False)

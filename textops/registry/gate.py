@@ -64,12 +64,21 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return None
 
 
-def promote(settings: Settings, policy: PromotionPolicy, dataset_id: str = "latest") -> GateResult:
+def promote(
+    settings: Settings,
+    policy: PromotionPolicy,
+    dataset_id: str = "latest",
+    candidate: str | None = None,
+) -> GateResult:
+    """Gate version ``candidate`` against @champion, moving the alias if it wins.
+
+    A retraining Job names the version it trained: the global @challenger alias is moved by
+    every training of the model, so two trainings at once would gate each other's version.
+    Without ``candidate`` (a person at the CLI) the @challenger version is gated.
+    """
     client = connect(settings)
     name = settings.model_name
-    challenger = alias_version(client, name, CHALLENGER)
-    if challenger is None:
-        raise RegistryError(f"model {name!r} has no '{CHALLENGER}' version: run 'textops train'")
+    challenger = _candidate(client, name, candidate)
     champion = alias_version(client, name, CHAMPION)
     dataset = open_store(settings.data_uri, settings).get(dataset_id)
     _, holdout = split_indices(dataset.texts)
@@ -104,6 +113,25 @@ def promote(settings: Settings, policy: PromotionPolicy, dataset_id: str = "late
         challenger_eval=challenger_eval,
         champion_eval=champion_eval,
     )
+
+
+def _candidate(client: MlflowClient, name: str, version: str | None) -> str:
+    if version is None:
+        found = alias_version(client, name, CHALLENGER)
+        if found is None:
+            raise RegistryError(
+                f"model {name!r} has no '{CHALLENGER}' version: run 'textops train'"
+            )
+        return found
+    if not version.isdigit():
+        raise RegistryError(f"a model version is a number, not {version!r}")
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise RegistryError(f"model {name!r} has no version {version}") from None
+    return version
 
 
 def _score(name: str, version: str, texts: list[str], truth: list[str]) -> Evaluation:

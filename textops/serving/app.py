@@ -357,8 +357,8 @@ class TextClassifierService:
             correct = given.accepted if given.accepted is not None else given.label == stored.label
             self.tally.record(correct)
             gained = self.config.value_per_accepted if correct else 0.0
-            self.metrics.feedback_given(stored.label, correct, self.tally.accuracy, gained)
             truth = given.label if given.label is not None else (stored.label if correct else None)
+            self.metrics.feedback_given(stored.label, correct, truth, self.tally.accuracy, gained)
             if truth is not None:  # the labelled sample is kept for training
                 await asyncio.to_thread(
                     self._keep_feedback_label, model, given.prediction_id, stored, truth

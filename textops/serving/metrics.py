@@ -115,6 +115,13 @@ class ServingMetrics:
             [*BASE, "class", "outcome"],
             registry=r,
         )
+        self.feedback_labels = Counter(
+            "textops_feedback_labels",
+            "Feedback by predicted and true class: the confusion matrix the operator reads "
+            "macro-F1 from (actual is empty for a prediction marked wrong with no class given).",
+            [*BASE, "predicted", "actual"],
+            registry=r,
+        )
         self.accuracy = Gauge(
             "textops_online_accuracy_ratio",
             "Share of predictions with feedback that were correct (this worker).",
@@ -230,10 +237,17 @@ class ServingMetrics:
         self._unseen.observe(quality.unseen_chars)
 
     def feedback_given(
-        self, predicted: str, correct: bool, accuracy: float | None, value_gained: float
+        self,
+        predicted: str,
+        correct: bool,
+        truth: str | None,
+        accuracy: float | None,
+        value_gained: float,
     ) -> None:
+        """One feedback: ``truth`` is the true class when known (None: marked wrong only)."""
         outcome = "correct" if correct else "wrong"
         self.feedback.labels(**{"class": predicted}, outcome=outcome, **self._bound).inc()
+        self.feedback_labels.labels(predicted=predicted, actual=truth or "", **self._bound).inc()
         if accuracy is not None:
             self.accuracy.labels(**self._bound).set(accuracy)
         if value_gained > 0:

@@ -10,6 +10,7 @@ metric) and a message a person can act on. Nothing here raises anything but
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -123,6 +124,12 @@ def parse_json_object(
             INVALID_JSON,
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
         ) from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise RequestRejected(
+            400, INVALID_JSON, "the body's JSON is nested too deeply to be a request"
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise RequestRejected(400, INVALID_JSON, f"the body is not usable JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise RequestRejected(
             400, NOT_AN_OBJECT, f"the body must be a JSON object, got {_kind(payload)}"
@@ -154,20 +161,24 @@ def validate_texts(payload: dict[str, Any], limits: Limits) -> list[str]:
     return texts
 
 
+VISIBLE_CATEGORIES = frozenset("LNPS")  # letters, numbers, punctuation, symbols
+
+
+def has_visible_character(text: str) -> bool:
+    """Whether a reader would see anything: a letter, number, punctuation mark or symbol.
+
+    Whitespace, control and format characters (zero-width spaces, direction marks), lone
+    combining marks, private-use and unassigned code points alone are not text to classify.
+    Stops at the first visible character: usually the first one.
+    """
+    return any(unicodedata.category(ch)[0] in VISIBLE_CATEGORIES for ch in text)
+
+
 def check_text(index: int, text: object, limits: Limits) -> str:
     """One text: a string, not blank, encodable as UTF-8, not longer than the limit."""
     if not isinstance(text, str):
         raise RequestRejected(
             422, NOT_A_STRING, f"texts[{index}] must be a string, got {_kind(text)}"
-        )
-    if not text.strip():
-        raise RequestRejected(422, EMPTY_TEXT, f"texts[{index}] is empty or only whitespace")
-    if len(text) > limits.max_text_chars:
-        raise RequestRejected(
-            413,
-            TEXT_TOO_LONG,
-            f"texts[{index}] has {len(text)} characters, more than the "
-            f"{limits.max_text_chars} allowed",
         )
     try:
         text.encode("utf-8")
@@ -175,6 +186,20 @@ def check_text(index: int, text: object, limits: Limits) -> str:
         raise RequestRejected(
             400, INVALID_TEXT, f"texts[{index}] holds an unpaired surrogate; send real UTF-8"
         ) from None
+    if not has_visible_character(text):
+        raise RequestRejected(
+            422,
+            EMPTY_TEXT,
+            f"texts[{index}] has nothing to read: it is empty or only whitespace, control or "
+            "format characters",
+        )
+    if len(text) > limits.max_text_chars:
+        raise RequestRejected(
+            413,
+            TEXT_TOO_LONG,
+            f"texts[{index}] has {len(text)} characters, more than the "
+            f"{limits.max_text_chars} allowed",
+        )
     return text
 
 

@@ -30,7 +30,8 @@ Deployment and Service (the very bodies the operator builds, resolved to the sam
 The operator's peak RSS is ``VmHWM`` from ``/proc/PID/status``. Raw results go to
 ``benchmarks/results/operator.json``.
 
-    python benchmarks/operator.py [--sequential 50] [--burst 200] [--steady 30] [--out FILE]
+    python benchmarks/operator_convergence.py [--sequential 50] [--burst 200] [--steady 30]
+        [--out FILE]
 """
 
 from __future__ import annotations
