@@ -101,3 +101,23 @@ def test_the_api_lists_the_ranked_queue_and_pages_it(served: Served) -> None:
     after = call(f"{api}/queue?limit=50", headers=AUTH)[1]["items"]
     assert [i["id"] for i in after] == ["q-1", "q-2", "q-4", "q-0"]
     assert after[0]["position"] == 0
+
+
+def test_an_unreachable_label_store_is_a_503_and_predictions_go_on(tmp_path: Path) -> None:
+    """The label store down (a MariaDB URL nothing listens on): the labelling API says so with
+    503 and reason label_store, never 500, while /predict keeps answering."""
+    with serve_champion(
+        tmp_path,
+        "textops-serve-no-store",
+        TEXTOPS_LABEL_TOKEN=TOKEN,
+        TEXTOPS_LABEL_DB="mysql+pymysql://textops:x@127.0.0.1:9/labels",
+    ) as (url, _proc):
+        status, answer = call(f"{url}/labelling/api/stats", headers=AUTH)
+        assert status == 503 and answer["reason"] == "label_store", answer
+        assert "unreachable" in answer["error"], answer
+        status, answer = call(
+            f"{url}/labelling/api/labels", {"id": "q-1", "label": "书籍"}, headers=AUTH
+        )
+        assert status == 503 and answer["reason"] == "label_store", answer
+        status, answer = call(f"{url}/predict", {"texts": ["屏幕很好，电池一般"]})
+        assert status == 200 and len(answer["predictions"]) == 1, answer

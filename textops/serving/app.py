@@ -28,6 +28,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -100,6 +101,10 @@ QUEUE_GAUGE_EVERY_S = 5.0
 
 class ModelNotReady(Exception):
     """The model is still loading (or failed to): answer 503, not 500."""
+
+
+class LabelStoreUnavailable(Exception):
+    """The label store did not answer: answer 503, not 500."""
 
 
 @bentoml.service(
@@ -332,51 +337,49 @@ class TextClassifierService:
     )
     async def feedback(self, request: Request) -> Response:
         """Record the true label (or accepted: true/false) of an earlier prediction."""
-        started = time.perf_counter()
+        return await self._respond("feedback", lambda: self._feedback(request))
+
+    async def _feedback(self, request: Request) -> dict[str, Any]:
+        payload = validation.parse_json_object(
+            await request.body(), request.headers.get("content-type")
+        )
+        model, _ = self._ready()
+        given = validation.validate_feedback(payload, model.classes)
         try:
-            payload = validation.parse_json_object(
-                await request.body(), request.headers.get("content-type")
+            stored = self.recent.claim_feedback(given.prediction_id)
+        except KeyError:
+            raise RequestRejected(
+                404,
+                validation.UNKNOWN_ID,
+                f"no recent prediction has id {given.prediction_id!r} (this server keeps "
+                f"the last {self.config.recent_capacity} predictions)",
+            ) from None
+        except AlreadyJudged:
+            raise RequestRejected(
+                409,
+                validation.DUPLICATE_FEEDBACK,
+                f"feedback for prediction {given.prediction_id!r} was already recorded",
+            ) from None
+        correct = given.accepted if given.accepted is not None else given.label == stored.label
+        self.tally.record(correct)
+        gained = self.config.value_per_accepted if correct else 0.0
+        truth = given.label if given.label is not None else (stored.label if correct else None)
+        self.metrics.feedback_given(stored.label, correct, truth, self.tally.accuracy, gained)
+        if truth is not None:  # the labelled sample is kept for training
+            await asyncio.to_thread(
+                self._keep_feedback_label, model, given.prediction_id, stored, truth
             )
-            model, _ = self._ready()
-            given = validation.validate_feedback(payload, model.classes)
-            try:
-                stored = self.recent.claim_feedback(given.prediction_id)
-            except KeyError:
-                raise RequestRejected(
-                    404,
-                    validation.UNKNOWN_ID,
-                    f"no recent prediction has id {given.prediction_id!r} (this server keeps "
-                    f"the last {self.config.recent_capacity} predictions)",
-                ) from None
-            except AlreadyJudged:
-                raise RequestRejected(
-                    409,
-                    validation.DUPLICATE_FEEDBACK,
-                    f"feedback for prediction {given.prediction_id!r} was already recorded",
-                ) from None
-            correct = given.accepted if given.accepted is not None else given.label == stored.label
-            self.tally.record(correct)
-            gained = self.config.value_per_accepted if correct else 0.0
-            truth = given.label if given.label is not None else (stored.label if correct else None)
-            self.metrics.feedback_given(stored.label, correct, truth, self.tally.accuracy, gained)
-            if truth is not None:  # the labelled sample is kept for training
-                await asyncio.to_thread(
-                    self._keep_feedback_label, model, given.prediction_id, stored, truth
-                )
-            answer = FeedbackResponse(
-                id=given.prediction_id,
-                predicted=stored.label,
-                correct=correct,
-                summary=FeedbackSummary(
-                    count=self.tally.total,
-                    accuracy=self.tally.accuracy,
-                    business_value=self.tally.value,
-                ),
-            )
-        except Exception as exc:
-            return self._failure("feedback", exc, started)
-        self.metrics.request("feedback", "ok", time.perf_counter() - started)
-        return JSONResponse(answer.model_dump())
+        answer = FeedbackResponse(
+            id=given.prediction_id,
+            predicted=stored.label,
+            correct=correct,
+            summary=FeedbackSummary(
+                count=self.tally.total,
+                accuracy=self.tally.accuracy,
+                business_value=self.tally.value,
+            ),
+        )
+        return answer.model_dump()
 
     def _keep_feedback_label(
         self, model: LoadedModel, prediction_id: str, stored: StoredPrediction, truth: str
@@ -408,21 +411,29 @@ class TextClassifierService:
             self._labels = LabelStore(self.settings.label_db)
         return self._labels
 
-    async def _in_label_store(self, endpoint: str, work: Any, started: float) -> Response:
-        """``work(store)`` off the event loop, once the request is checked; errors: 4xx/503."""
+    async def _respond(
+        self, endpoint: str, answer: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> Response:
+        """The one place an endpoint's outcome becomes a response and a count: the answer
+        as JSON with 200, or the failure mapped by :meth:`_failure_body`."""
+        started = time.perf_counter()
         try:
-            result = await asyncio.to_thread(lambda: work(self._label_store()))
-        except UnknownSampleError as exc:
-            return self._failure(
-                endpoint, RequestRejected(404, validation.UNKNOWN_ID, str(exc)), started
-            )
-        except TextopsError as exc:  # the label store is unreachable
-            self.metrics.request(endpoint, "unavailable", time.perf_counter() - started)
-            return JSONResponse({"error": str(exc), "reason": "label_store"}, status_code=503)
+            result = await answer()
         except Exception as exc:
-            return self._failure(endpoint, exc, started)
+            status, body = self._failure_body(endpoint, exc, started)
+            return JSONResponse(body, status_code=status)
         self.metrics.request(endpoint, "ok", time.perf_counter() - started)
         return JSONResponse(result)
+
+    async def _in_label_store(self, work: Callable[[LabelStore], dict[str, Any]]) -> dict[str, Any]:
+        """``work(store)`` off the event loop; the store's own errors keep their meaning (an
+        unknown sample is a 404, an unreachable store a 503)."""
+        try:
+            return await asyncio.to_thread(lambda: work(self._label_store()))
+        except UnknownSampleError as exc:
+            raise RequestRejected(404, validation.UNKNOWN_ID, str(exc)) from None
+        except TextopsError as exc:
+            raise LabelStoreUnavailable(str(exc)) from exc
 
     @web.get("/labelling/", include_in_schema=False)
     async def labelling_page(self) -> HTMLResponse:
@@ -431,21 +442,18 @@ class TextClassifierService:
 
     @web.get("/labelling/api/queue", summary="The labelling queue, best first (token required)")
     async def labelling_queue(self, request: Request) -> Response:
-        started = time.perf_counter()
-        try:
+        async def answer() -> dict[str, Any]:
             labelling_api.check_token(request.headers, self.label_token)
             limit, offset = labelling_api.page(request.query_params)
-        except RequestRejected as exc:
-            return self._failure("labelling_queue", exc, started)
-        return await self._in_label_store(
-            "labelling_queue",
-            lambda store: {
-                "items": [dataclasses.asdict(i) for i in store.queue(limit, offset)],
-                "limit": limit,
-                "offset": offset,
-            },
-            started,
-        )
+            return await self._in_label_store(
+                lambda store: {
+                    "items": [dataclasses.asdict(i) for i in store.queue(limit, offset)],
+                    "limit": limit,
+                    "offset": offset,
+                }
+            )
+
+        return await self._respond("labelling_queue", answer)
 
     @web.post("/labelling/api/labels", summary="Label a queued sample (token required)")
     async def labelling_label(self, request: Request) -> Response:
@@ -457,49 +465,48 @@ class TextClassifierService:
 
     @web.get("/labelling/api/stats", summary="Queue and label counts (token required)")
     async def labelling_stats(self, request: Request) -> Response:
-        started = time.perf_counter()
-        try:
+        async def answer() -> dict[str, Any]:
             labelling_api.check_token(request.headers, self.label_token)
-        except RequestRejected as exc:
-            return self._failure("labelling_stats", exc, started)
-        return await self._in_label_store("labelling_stats", lambda store: store.stats(), started)
+            return await self._in_label_store(lambda store: store.stats())
+
+        return await self._respond("labelling_stats", answer)
 
     async def _labelling_submit(self, request: Request, endpoint: str, skip: bool) -> Response:
-        started = time.perf_counter()
-        try:
+        async def answer() -> dict[str, Any]:
             labelling_api.check_token(request.headers, self.label_token)
             payload = validation.parse_json_object(
                 await request.body(), request.headers.get("content-type")
             )
             model, _ = self._ready()
             given = labelling_api.submission(payload, model.classes, skip)
-        except Exception as exc:
-            return self._failure(endpoint, exc, started)
 
-        def work(store: LabelStore) -> dict[str, Any]:
-            if given.label is None:
-                store.skip(given.sample_id, given.annotator)
-                return {"id": given.sample_id, "skipped": True}
-            return dataclasses.asdict(
-                store.submit_label(given.sample_id, given.label, given.annotator)
-            )
+            def work(store: LabelStore) -> dict[str, Any]:
+                if given.label is None:
+                    store.skip(given.sample_id, given.annotator)
+                    return {"id": given.sample_id, "skipped": True}
+                return dataclasses.asdict(
+                    store.submit_label(given.sample_id, given.label, given.annotator)
+                )
 
-        return await self._in_label_store(endpoint, work, started)
+            return await self._in_label_store(work)
 
-    def _failure(self, endpoint: str, exc: Exception, started: float) -> JSONResponse:
-        """Turn an exception into a response and count it: 4xx, 503 or (a bug) 500."""
-        status, body = self._failure_body(endpoint, exc, started)
-        return JSONResponse(body, status_code=status)
+        return await self._respond(endpoint, answer)
 
     def _failure_body(
         self, endpoint: str, exc: Exception, started: float
     ) -> tuple[int, dict[str, Any]]:
+        """Every endpoint's one mapping of a failure to a status, a body and a count: a
+        refusal 4xx, the model or the label store not answering 503, anything else (a bug,
+        logged) 500."""
         if isinstance(exc, RequestRejected):
             self.metrics.reject(endpoint, exc.reason)
             outcome, status, body = "rejected", exc.status, exc.body()
         elif isinstance(exc, ModelNotReady):
             outcome, status = "unavailable", 503
             body = {"error": str(exc), "reason": "not_ready"}
+        elif isinstance(exc, LabelStoreUnavailable):
+            outcome, status = "unavailable", 503
+            body = {"error": str(exc), "reason": "label_store"}
         else:
             logger.exception("%s failed", endpoint)
             outcome, status = "error", 500
