@@ -444,7 +444,6 @@ def _start_once(
     pki = pki_mod.write_pki(
         workdir / "pki", node_ip=node_config.NODE_IP if real_node is not None else None
     )
-    port_list = processes.free_ports(12)
     names = (
         "etcd",
         "etcd-peer",
@@ -457,9 +456,8 @@ def _start_once(
         "proxy-healthz",
         "proxy-metrics",
         "dns-health",
-        "spare",
     )
-    ports = dict(zip(names, port_list, strict=True))
+    ports = dict(zip(names, processes.free_ports(len(names)), strict=True))
     server = f"https://{address}:{ports['apiserver']}"
     ca_pem = pki.ca_cert.read_bytes()
     kubeconfig = workdir / "kubeconfig"

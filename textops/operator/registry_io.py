@@ -18,10 +18,9 @@ from mlflow.tracking import MlflowClient
 from textops.errors import TrackingUnavailableError
 from textops.operator.retraining import Candidate
 from textops.operator.spec import ModelRef
-from textops.registry.tracking import probe
+from textops.registry.tracking import is_missing, probe
 
 TRIGGER_TAG = "textops.trigger.id"
-_MISSING = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
 # A server that answered within this many seconds is not probed again: with hundreds of
 # resources, a probe before every question would double the requests the registry serves.
 PROBE_TTL_S = 10.0
@@ -71,7 +70,7 @@ def resolve(tracking_uri: str, model: ModelRef) -> str:
             return str(client.get_model_version_by_alias(model.name, model.alias).version)
         return str(client.get_model_version(model.name, str(model.version)).version)
     except MlflowException as exc:
-        if exc.error_code not in _MISSING:
+        if not is_missing(exc):
             raise _unavailable(tracking_uri, exc) from exc
         raise _missing(tracking_uri, client, model) from exc
 
@@ -82,7 +81,7 @@ def _missing(tracking_uri: str, client: MlflowClient, model: ModelRef) -> NotFou
     try:
         client.get_registered_model(model.name)
     except MlflowException as exc:
-        if exc.error_code not in _MISSING:
+        if not is_missing(exc):
             return _unavailable(tracking_uri, exc)
         return NotFound("ModelNotFound", f"no registered model {model.name!r} in MLflow")
     if model.alias is not None:

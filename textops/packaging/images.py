@@ -152,10 +152,6 @@ class Built:
     seconds: float
     size_bytes: int
 
-    @property
-    def content_tag(self) -> str:
-        return self.tags[-1]
-
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
 

@@ -22,7 +22,7 @@ from textops.errors import RegistryError
 from textops.model.evaluation import Evaluation, evaluate
 from textops.model.pyfunc import TEXT_COLUMN, proba_from_frame
 from textops.registry.promotion import Decision, PromotionPolicy, decide
-from textops.registry.tracking import connect
+from textops.registry.tracking import connect, is_missing
 from textops.settings import Settings
 
 CHAMPION = "champion"
@@ -128,7 +128,7 @@ def _candidate(client: MlflowClient, name: str, version: str | None) -> str:
     try:
         client.get_model_version(name, version)
     except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+        if not is_missing(exc):
             raise
         raise RegistryError(f"model {name!r} has no version {version}") from None
     return version

@@ -19,6 +19,14 @@ from textops.errors import TrackingUnavailableError
 from textops.settings import Settings
 
 HEALTH_TIMEOUT_S = 5
+# The error codes with which MLflow answers for a model, alias or version that does not exist;
+# any other error is the server failing, never an absence.
+MISSING_ERROR_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
+
+
+def is_missing(exc: MlflowException) -> bool:
+    """Whether MLflow said "no such thing" (rather than failed to answer)."""
+    return exc.error_code in MISSING_ERROR_CODES
 
 
 def client_defaults() -> None:
