@@ -9,7 +9,6 @@ Services of this cluster and to 127.0.0.1 (the port-forward).
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.plugins.cluster import REAL_NODE_TOLERATION, wait_until
+from tests.plugins.cluster import REAL_NODE_TOLERATION, port_forward, wait_until
 from textops.devcluster import Cluster
 from textops.devcluster.node_config import NODE_NAME
 
@@ -157,30 +156,11 @@ def test_deployment_runs_and_answers_exec_logs_and_port_forward(
     assert done.stdout.strip() == "10001"
     assert "Uvicorn" in kubectl("logs", "-n", mlflow_app, pod.metadata.name, check=True).stdout
 
-    port = free_loopback_port()
-    forward = subprocess.Popen(
-        [
-            str(k8s_cluster.tools.kubectl),
-            "port-forward",
-            "-n",
-            mlflow_app,
-            "svc/mlflow",
-            f"{port}:5000",
-            "--address",
-            "127.0.0.1",
-        ],
-        env=k8s_cluster.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    with port_forward(k8s_cluster, mlflow_app, "svc/mlflow", 5000) as url:
         body = wait_until(
-            "the port-forward", lambda: get(f"http://127.0.0.1:{port}/health"), timeout=60
+            "MLflow through the port-forward", lambda: get(f"{url}/health"), timeout=60
         )
         assert body == "OK"
-    finally:
-        forward.terminate()
-        forward.wait(timeout=30)
 
 
 def test_a_job_reaches_the_service_by_its_dns_name_and_nothing_outside(
@@ -260,12 +240,6 @@ def test_a_claim_binds_and_a_non_root_pod_writes_to_it(mlflow_app: str, kube_api
     claim = core.read_namespaced_persistent_volume_claim("data", mlflow_app)
     assert claim.status.phase == "Bound" and claim.spec.storage_class_name == "standard"
     assert core.read_namespaced_pod_log("writer", mlflow_app).strip() == "written"
-
-
-def free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str) -> str | None:

@@ -10,6 +10,7 @@ Register with `pytest_plugins = ("tests.plugins.cluster",)` in tests/conftest.py
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ import pytest
 
 from textops.devcluster import Cluster, ClusterStartError, ToolsMissing, find, start_cluster
 from textops.devcluster.cluster import REAL_NODE_TAINT, RealNode
+from textops.devservers.ports import LOOPBACK, free_port, port_open
 from textops.packaging import images
 
 T = TypeVar("T")
@@ -200,3 +202,44 @@ def kubectl(k8s_cluster: Cluster) -> Callable[..., subprocess.CompletedProcess[s
         )
 
     return run
+
+
+@contextlib.contextmanager
+def port_forward(cluster: Cluster, namespace: str, target: str, port: int) -> Iterator[str]:
+    """``kubectl port-forward TARGET`` (``svc/NAME``, ``pod/NAME``) from a free loopback port.
+
+    Yields the base URL ("http://127.0.0.1:N") once kubectl listens; the caller awaits its own
+    readiness probe through it. The kubectl process is stopped on exit.
+    """
+    local = free_port()
+    log = cluster.log_dir / f"port-forward-{namespace}-{target.replace('/', '-')}-{local}.log"
+    with log.open("wb") as out:
+        forward = subprocess.Popen(
+            [
+                str(cluster.tools.kubectl),
+                "port-forward",
+                "-n",
+                namespace,
+                target,
+                f"{local}:{port}",
+                "--address",
+                LOOPBACK,
+            ],
+            env=cluster.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(
+            f"kubectl port-forward {target} listening",
+            lambda: forward.poll() is None and port_open(LOOPBACK, local),
+            timeout=30,
+        )
+        yield f"http://{LOOPBACK}:{local}"
+    finally:
+        forward.terminate()
+        try:
+            forward.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            forward.kill()
+            forward.wait(timeout=30)

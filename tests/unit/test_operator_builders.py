@@ -229,3 +229,47 @@ def test_config_from_env() -> None:
         load_config({"TEXTOPS_IMAGE_PULL_POLICY": "Sometimes"})
     with pytest.raises(ValueError, match="TEXTOPS_HISTORY_LIMIT"):
         load_config({"TEXTOPS_HISTORY_LIMIT": "51"})
+
+
+def test_workload_placement_reaches_serving_pods_and_job_pods() -> None:
+    """An admin's nodeSelector and tolerations (operator env) land on every pod it creates."""
+    toleration = {"key": "pool", "operator": "Equal", "value": "models", "effect": "NoSchedule"}
+    config = load_config(
+        {
+            "TEXTOPS_WORKLOAD_NODE_SELECTOR": '{"pool": "models"}',
+            "TEXTOPS_WORKLOAD_TOLERATIONS": json.dumps([toleration]),
+        }
+    )
+    mdep = _mdep()
+    pods = (
+        build_deployment(mdep, config, "7")["spec"]["template"]["spec"],
+        build_retraining_job(mdep, config, TRIGGER)["spec"]["template"]["spec"],
+    )
+    for pod in pods:
+        assert pod["nodeSelector"] == {"pool": "models"}
+        assert pod["tolerations"] == [toleration]
+    for pod in (
+        build_deployment(mdep, CONFIG, "7")["spec"]["template"]["spec"],
+        build_retraining_job(mdep, CONFIG, TRIGGER)["spec"]["template"]["spec"],
+    ):
+        assert "nodeSelector" not in pod and "tolerations" not in pod
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("TEXTOPS_WORKLOAD_NODE_SELECTOR", "pool=models", "is not JSON"),
+        ("TEXTOPS_WORKLOAD_NODE_SELECTOR", '{"pool": 1}', "JSON object of strings"),
+        ("TEXTOPS_WORKLOAD_TOLERATIONS", '{"key": "pool"}', "JSON list of tolerations"),
+        (
+            "TEXTOPS_WORKLOAD_TOLERATIONS",
+            '[{"keys": "pool"}]',
+            r"unknown toleration fields \['keys'\]",
+        ),
+    ],
+)
+def test_workload_placement_refuses_what_kubernetes_would(
+    var: str, value: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"{var}.*{message}|{message}"):
+        load_config({var: value})

@@ -150,6 +150,16 @@ def _tmp_mount() -> Body:
     return {"name": "tmp", "mountPath": "/tmp"}
 
 
+def _placement(config: Config) -> Body:
+    """The cluster admin's nodeSelector and tolerations for model workloads (if any)."""
+    placement: Body = {}
+    if config.workload_node_selector:
+        placement["nodeSelector"] = dict(config.workload_node_selector)
+    if config.workload_tolerations:
+        placement["tolerations"] = [dict(t) for t in config.workload_tolerations]
+    return placement
+
+
 def build_deployment(mdep: ModelDeployment, config: Config, version: str) -> Body:
     """The serving Deployment pinned to registered ``version`` of the model."""
     spec = mdep.spec
@@ -230,6 +240,7 @@ def build_deployment(mdep: ModelDeployment, config: Config, version: str) -> Bod
                     "terminationGracePeriodSeconds": 30,
                     "containers": [container],
                     "volumes": [_tmp_volume()],
+                    **_placement(config),
                 },
             },
         },
@@ -315,6 +326,7 @@ def build_retraining_job(
         "securityContext": _pod_security(),
         "containers": [container],
         "volumes": [_tmp_volume()],
+        **_placement(config),
     }
     if config.training_service_account:
         pod_spec["serviceAccountName"] = config.training_service_account

@@ -18,18 +18,26 @@ of every resource. The Helm chart sets each variable; the defaults below match i
 - ``TEXTOPS_IMAGE_PULL_POLICY`` (``IfNotPresent``): pull policy of both images.
 - ``TEXTOPS_TRAINING_SERVICE_ACCOUNT`` (unset: the namespace's ``default``): Job pods' account.
 - ``TEXTOPS_HISTORY_LIMIT`` (``20``, at most 50): records kept in ``status.history``.
+- ``TEXTOPS_WORKLOAD_NODE_SELECTOR`` (``{}``) and ``TEXTOPS_WORKLOAD_TOLERATIONS`` (``[]``):
+  JSON ``nodeSelector`` and ``tolerations`` of every serving pod and retraining Job pod, so a
+  cluster admin can keep model workloads on their own node pool (GPU nodes, a tainted pool).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import textops
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 MAX_HISTORY = 50  # the CRD's maxItems of status.history
+NODE_SELECTOR_ENV = "TEXTOPS_WORKLOAD_NODE_SELECTOR"
+TOLERATIONS_ENV = "TEXTOPS_WORKLOAD_TOLERATIONS"
+TOLERATION_KEYS = {"key", "operator", "value", "effect", "tolerationSeconds"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class Config:
     image_pull_policy: str = "IfNotPresent"
     training_service_account: str | None = None
     history_limit: int = 20
+    workload_node_selector: dict[str, str] = field(default_factory=dict)
+    workload_tolerations: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.image_pull_policy not in PULL_POLICIES:
@@ -69,4 +79,32 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         image_pull_policy=e.get("TEXTOPS_IMAGE_PULL_POLICY") or base.image_pull_policy,
         training_service_account=e.get("TEXTOPS_TRAINING_SERVICE_ACCOUNT") or None,
         history_limit=int(e.get("TEXTOPS_HISTORY_LIMIT") or base.history_limit),
+        workload_node_selector=_node_selector(e.get(NODE_SELECTOR_ENV) or "{}"),
+        workload_tolerations=_tolerations(e.get(TOLERATIONS_ENV) or "[]"),
     )
+
+
+def _json(text: str, var: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{var} is not JSON: {exc}") from exc
+
+
+def _node_selector(text: str) -> dict[str, str]:
+    value = _json(text, NODE_SELECTOR_ENV)
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError(f"{NODE_SELECTOR_ENV} must be a JSON object of strings, got {text!r}")
+    return value
+
+
+def _tolerations(text: str) -> list[dict[str, Any]]:
+    value = _json(text, TOLERATIONS_ENV)
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise ValueError(f"{TOLERATIONS_ENV} must be a JSON list of tolerations, got {text!r}")
+    unknown = {key for t in value for key in t} - TOLERATION_KEYS
+    if unknown:
+        raise ValueError(f"{TOLERATIONS_ENV}: unknown toleration fields {sorted(unknown)}")
+    return value
