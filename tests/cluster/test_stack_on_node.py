@@ -27,26 +27,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
-import uuid
+import threading
+import urllib.error
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 
-from tests.cluster.test_chart import CRD_NAME, helm
-from tests.plugins.cluster import REAL_NODE_TOLERATION, port_forward, wait_until
+from tests.cluster.stack import COMPONENTS, Stack, delete_when_done, instant_query
+from tests.cluster.test_chart import CRD_NAME
+from tests.plugins.cluster import port_forward, wait_until
 from tests.served_model import MODEL, call, clean_env, http_status
 from tests.synthetic import make_rows, write_jsonl
-from textops.devcluster import Cluster, node
+from textops.devcluster import node
 from textops.devcluster.node_config import NODE_NAME
 from textops.operator.spec import GROUP, PLURAL, VERSION
-from textops.packaging import images
 
 pytestmark = [
     pytest.mark.cluster,
@@ -55,91 +52,15 @@ pytestmark = [
     pytest.mark.timeout(1500),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "textops"
 NAME = "reviews"  # the ModelDeployment, its Deployment and its Service
-COMPONENTS = ("operator", "mlflow", "mysql", "minio", "prometheus")
 TEXTS = ["房间很干净，前台热情", "作者的故事不错", "键盘手感很好"]
 
 
-@dataclass(frozen=True)
-class Stack:
-    """One release of the chart on the real node."""
-
-    release: str
-    namespace: str
-    cluster: Cluster
-    api: Any
-
-    @property
-    def base(self) -> str:
-        return f"{self.release}-textops"
-
-    def pods(self, selector: str) -> list[Any]:
-        core = client.CoreV1Api(self.api)
-        return list(core.list_namespaced_pod(self.namespace, label_selector=selector).items)
-
-    def mdep(self) -> dict[str, Any]:
-        custom = client.CustomObjectsApi(self.api)
-        body = custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, NAME)
-        return cast(dict[str, Any], body)
-
-
-def _placement_values(namespace: str) -> dict[str, Any]:
-    """The overlay a user with a tainted node pool writes: tolerate it everywhere."""
-    tolerations = [REAL_NODE_TOLERATION]
-    selector = {"kubernetes.io/hostname": NODE_NAME}
-    values: dict[str, Any] = {
-        c: {"tolerations": tolerations, "nodeSelector": selector} for c in COMPONENTS
-    }
-    values["operator"].update(
-        watchNamespaces=[namespace],  # other tests' operators own the other namespaces
-        config={
-            "workloadTolerations": tolerations,
-            "workloadNodeSelector": selector,
-            "reconcileSeconds": 2,
-        },
-    )
-    return values
-
-
 @pytest.fixture(scope="module")
-def stack(
-    k8s_cluster: Cluster,
-    kube_api: Any,
-    built_images: dict[str, images.Built],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Stack]:
-    """The chart installed with the dev values (``--wait``: every Deployment Available)."""
-    del built_images  # imported into the node's containerd by k8s_cluster
-    core = client.CoreV1Api(kube_api)
-    namespace = f"stack-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    overlay = tmp_path_factory.mktemp("stack") / "placement.yaml"
-    overlay.write_text(yaml.safe_dump(_placement_values(namespace)), encoding="utf-8")
-    release = f"s{uuid.uuid4().hex[:5]}"
-    helm(
-        k8s_cluster,
-        "install",
-        release,
-        str(CHART),
-        "--namespace",
-        namespace,
-        "--values",
-        str(CHART / "values-dev.yaml"),
-        "--values",
-        str(overlay),
-        "--take-ownership",  # the CRD other modules of this session applied
-        "--force-conflicts",
-        "--wait",
-        "--timeout=12m",
-        timeout=900,
-    )
-    try:
-        yield Stack(release, namespace, k8s_cluster, kube_api)
-    finally:
-        helm(k8s_cluster, "uninstall", release, "--namespace", namespace, "--wait", timeout=300)
-        core.delete_namespace(namespace)
+def stack(chart_stack: Stack) -> Iterator[Stack]:
+    """The session's chart installation; this module's ModelDeployment is deleted at its end."""
+    with delete_when_done(chart_stack, NAME):
+        yield chart_stack
 
 
 def test_every_pod_of_the_chart_runs_on_the_real_node(stack: Stack) -> None:
@@ -227,7 +148,7 @@ def served(stack: Stack, champion: str) -> str:
     assert done.returncode == 0, done.stderr
 
     def serving() -> bool:
-        status = stack.mdep().get("status") or {}
+        status = stack.mdep(NAME).get("status") or {}
         return status.get("phase") == "Serving" and _ready_replicas(stack) == 1
 
     wait_until("the ModelDeployment Serving with a ready pod", serving, timeout=420, interval=1)
@@ -235,7 +156,7 @@ def served(stack: Stack, champion: str) -> str:
 
 
 def test_the_model_deployment_serves_through_its_service(stack: Stack, served: str) -> None:
-    status = stack.mdep()["status"]
+    status = stack.mdep(NAME)["status"]
     assert status["servingVersion"] == served
     (pod,) = stack.pods(f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=serving")
     assert pod.spec.node_name == NODE_NAME
@@ -248,11 +169,10 @@ def test_the_model_deployment_serves_through_its_service(stack: Stack, served: s
     assert [p["label"] for p in body["predictions"]][:2] == ["酒店", "书籍"]
 
     # The Service's own address, through kube-proxy's rules on the node.
-    service = client.CoreV1Api(stack.api).read_namespaced_service(NAME, stack.namespace)
-    cluster_ip = service.spec.cluster_ip
+    service_url = stack.cluster_ip_url(NAME, 3000)
     answer = wait_until(
         "an answer from the ClusterIP",
-        lambda: _answer(f"http://{cluster_ip}:3000/predict"),
+        lambda: _answer(f"{service_url}/predict"),
         timeout=60,
         interval=1,
     )
@@ -277,21 +197,11 @@ def test_the_in_cluster_prometheus_scrapes_the_serving_pod(stack: Stack, served:
     with port_forward(stack.cluster, stack.namespace, target, 9090) as url:
         values = wait_until(
             "the serving pod up in the in-cluster Prometheus",
-            lambda: _instant(url, query) or None,
+            lambda: [float(r["value"][1]) for r in instant_query(url, query)] or None,
             timeout=120,
             interval=1,
         )
     assert values == [1.0]
-
-
-def _instant(url: str, query: str) -> list[float]:
-    request = f"{url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            result = json.loads(response.read())["data"]["result"]
-    except OSError:
-        return []
-    return [float(r["value"][1]) for r in result]
 
 
 def test_a_killed_operator_container_restarts_and_finishes_the_change(
@@ -325,8 +235,12 @@ def test_a_killed_operator_container_restarts_and_finishes_the_change(
     wait_until("the operator container restarted and ready", restarted, timeout=180, interval=1)
 
     def converged() -> bool:
-        status = stack.mdep().get("status") or {}
-        return status.get("observedGeneration") == generation and _ready_replicas(stack) == 2
+        status = stack.mdep(NAME).get("status") or {}
+        return (
+            status.get("observedGeneration") == generation
+            and _ready_replicas(stack) == 2
+            and status.get("phase") == "Serving"  # "Promoting" while the Deployment rolls
+        )
 
     wait_until(
         "two ready serving pods, observed by the restarted operator",
@@ -338,11 +252,116 @@ def test_a_killed_operator_container_restarts_and_finishes_the_change(
     assert pod.metadata.uid == operator.metadata.uid  # the same pod: its container restarted
     last = pod.status.container_statuses[0].last_state.terminated
     assert last is not None and last.exit_code == 137  # killed, not stopped
-    status = stack.mdep()["status"]
+    status = stack.mdep(NAME)["status"]
     assert status["phase"] == "Serving" and status["servingVersion"] == served
     assert _history(stack, "RolledOut") == rollouts_before  # no second rollout of the same version
 
 
 def _history(stack: Stack, event: str) -> list[dict[str, Any]]:
-    history = (stack.mdep().get("status") or {}).get("history") or []
+    history = (stack.mdep(NAME).get("status") or {}).get("history") or []
     return [record for record in history if record.get("event") == event]
+
+
+class Traffic:
+    """One client sending /predict through the Service's ClusterIP, one request at a time,
+    until stopped (at most MAX_REQUESTS, each with a 10 s timeout): every outcome recorded."""
+
+    MAX_REQUESTS = 5000
+
+    def __init__(self, url: str) -> None:
+        self.url, self.outcomes = f"{url}/predict", list[str]()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        for _ in range(self.MAX_REQUESTS):
+            if self._stop.is_set():
+                return
+            self.outcomes.append(_outcome(self.url))
+
+    def more_answers(self, count: int) -> None:
+        """Wait until ``count`` more requests than now were answered 200."""
+        wanted = self.outcomes.count("ok") + count
+        wait_until(
+            f"{count} more answers",
+            lambda: self.outcomes.count("ok") >= wanted or not self._thread.is_alive(),
+            timeout=120,
+        )
+        assert self.outcomes.count("ok") >= wanted, self.outcomes[-10:]
+
+
+def _outcome(url: str) -> str:
+    """ "ok", "http CODE: body" or "connection: reason" for one /predict."""
+    data = json.dumps({"texts": TEXTS[:1]}, ensure_ascii=False).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return f"http {exc.code}: {exc.read()[:200]!r}"
+    except (urllib.error.URLError, OSError) as exc:
+        return f"connection: {getattr(exc, 'reason', exc)}"
+    return "ok" if len(body.get("predictions", [])) == 1 else f"http 200: {body}"
+
+
+def test_serving_pods_deleted_or_killed_under_traffic(stack: Stack, served: str) -> None:
+    """A deleted pod (a rollout, a drain) costs no request: it answers while its endpoint
+    leaves kube-proxy (preStop), then drains. A crashed one (SIGKILL) costs only requests
+    refused or reset at the connection, never an HTTP error; the kubelet restarts it."""
+    del served
+    core = client.CoreV1Api(stack.api)
+    selector = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=serving"
+    assert _ready_replicas(stack) == 2  # scaled by the operator test above
+    with Traffic(stack.cluster_ip_url(NAME, 3000)) as traffic:
+        traffic.more_answers(20)
+        victim = stack.pods(selector)[0].metadata.name
+        core.delete_namespaced_pod(victim, stack.namespace)
+        wait_until(
+            "the deleted pod replaced",
+            lambda: (
+                victim not in {p.metadata.name for p in stack.pods(selector)}
+                and _ready_replicas(stack) == 2
+            ),
+            timeout=300,
+            interval=1,
+        )
+        traffic.more_answers(20)
+        graceful = list(traffic.outcomes)
+
+        pod = stack.pods(selector)[0]
+        before = pod.status.container_statuses[0]
+        node.ctr(
+            stack.cluster.node_paths,
+            stack.cluster.tools,
+            "tasks",
+            "kill",
+            "-s",
+            "SIGKILL",
+            before.container_id.removeprefix("containerd://"),
+        )
+
+        def restarted() -> bool:
+            state = core.read_namespaced_pod(pod.metadata.name, stack.namespace).status
+            status = state.container_statuses[0]
+            return bool(status.restart_count > before.restart_count and status.ready)
+
+        wait_until("the killed container restarted and ready", restarted, timeout=300, interval=1)
+        wait_until("two ready pods", lambda: _ready_replicas(stack) == 2, timeout=120)
+        traffic.more_answers(20)
+    crashed = traffic.outcomes[len(graceful) :]
+    print(
+        f"\n[traffic] pod deleted: {graceful.count('ok')} answered of {len(graceful)}; "
+        f"container killed: {crashed.count('ok')} answered of {len(crashed)}, "
+        f"failed {sorted({o for o in crashed if o != 'ok'})}"
+    )
+    assert [o for o in graceful if o != "ok"] == []
+    assert all(o == "ok" or o.startswith("connection:") for o in crashed), crashed
+    assert "timed out" not in " ".join(crashed)

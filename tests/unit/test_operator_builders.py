@@ -77,6 +77,9 @@ def test_deployment_pins_the_version_and_serves_on_3000() -> None:
     assert container["ports"] == [{"name": "http", "containerPort": 3000, "protocol": "TCP"}]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    # a deleted pod answers while its endpoint leaves kube-proxy, then drains
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert pod["terminationGracePeriodSeconds"] > 5
     assert container["resources"] == {
         "requests": {"cpu": "250m", "memory": "512Mi"},
         "limits": {"memory": "1Gi"},

@@ -30,6 +30,7 @@ from textops.operator.spec import (
 
 PORT = 3000
 PORT_NAME = "http"
+DRAIN_SECONDS = 5  # preStop pause of a serving pod: endpoint removal reaches kube-proxy
 RUN_AS_USER = 10001  # the uid created in the serving and training images
 TMP_SIZE = "1Gi"
 MAX_NAME = 63
@@ -199,6 +200,9 @@ def build_deployment(mdep: ModelDeployment, config: Config, version: str) -> Bod
             **probe_common,
             "failureThreshold": 3,
         },
+        # A deleted pod still gets new connections until its endpoint has left every
+        # kube-proxy: it keeps answering that long before the server is told to stop.
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         "securityContext": _container_security(),
         "volumeMounts": [_tmp_mount()],
     }
@@ -237,7 +241,7 @@ def build_deployment(mdep: ModelDeployment, config: Config, version: str) -> Bod
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": _pod_security(),
-                    "terminationGracePeriodSeconds": 30,
+                    "terminationGracePeriodSeconds": DRAIN_SECONDS + 30,
                     "containers": [container],
                     "volumes": [_tmp_volume()],
                     **_placement(config),

@@ -58,9 +58,13 @@ class GateResult:
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version ``alias`` points at; None when MLflow says there is none (an outage
+    raises: it must not read as "no champion yet", which would promote without a gate)."""
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
+    except MlflowException as exc:
+        if not is_missing(exc):
+            raise
         return None
 
 

@@ -58,7 +58,7 @@ def resolve(settings: Settings, uri: str) -> ModelRef:
     from mlflow.exceptions import MlflowException
 
     from textops.registry.gate import alias_version
-    from textops.registry.tracking import connect
+    from textops.registry.tracking import connect, is_missing
 
     ref = parse_model_uri(uri)
     client = connect(settings)
@@ -69,7 +69,9 @@ def resolve(settings: Settings, uri: str) -> ModelRef:
         return ModelRef(ref.name, version)
     try:
         client.get_model_version(ref.name, str(ref.version))
-    except MlflowException:
+    except MlflowException as exc:
+        if not is_missing(exc):
+            raise
         raise RegistryError(f"model {ref.name!r} has no version {ref.version}") from None
     return ref
 

@@ -1,0 +1,174 @@
+"""The chart installed on the dev cluster's real node, shared by the tests that need the stack.
+
+``helm install`` with ``charts/textops/values-dev.yaml`` (the project's images and the
+stand-ins, pull policy Never) plus the overlay a user with a dedicated, tainted node pool
+writes: every component and every workload the operator creates tolerates the real node's
+taint and selects the node (kwok's fake nodes carry the older tests). The operator watches
+only the release's namespace (other tests run operators of their own).
+
+What a test reaches from the host goes through ``kubectl port-forward`` to 127.0.0.1 or a
+Service's ClusterIP (kube-proxy's rules on the node): nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+from kubernetes import client
+
+from tests.cluster.test_chart import helm
+from tests.plugins.cluster import REAL_NODE_TOLERATION
+from textops.devcluster import Cluster, node
+from textops.devcluster.node_config import NODE_NAME
+from textops.operator.spec import GROUP, PLURAL, VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "textops"
+COMPONENTS = ("operator", "mlflow", "mysql", "minio", "prometheus")
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One release of the chart on the real node, and what tests read from it (as admin)."""
+
+    release: str
+    namespace: str
+    cluster: Cluster
+    api: Any
+
+    @property
+    def base(self) -> str:
+        return f"{self.release}-textops"
+
+    def pods(self, selector: str) -> list[Any]:
+        core = client.CoreV1Api(self.api)
+        return list(core.list_namespaced_pod(self.namespace, label_selector=selector).items)
+
+    def mdep(self, name: str) -> dict[str, Any]:
+        custom = client.CustomObjectsApi(self.api)
+        body = custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        return cast(dict[str, Any], body)
+
+    def secret_value(self, name: str, key: str) -> str:
+        data = client.CoreV1Api(self.api).read_namespaced_secret(name, self.namespace).data
+        return base64.b64decode((data or {})[key]).decode()
+
+    def cluster_ip_url(self, service: str, port: int) -> str:
+        spec = client.CoreV1Api(self.api).read_namespaced_service(service, self.namespace).spec
+        return f"http://{spec.cluster_ip}:{port}"
+
+    def kill_container(self, status: Any) -> None:
+        """SIGKILL the container of a pod's container status through the node's containerd:
+        a crash, with no chance to drain (the kubelet restarts it)."""
+        container_id = status.container_id.removeprefix("containerd://")
+        node.ctr(
+            self.cluster.node_paths,
+            self.cluster.tools,
+            "tasks",
+            "kill",
+            "-s",
+            "SIGKILL",
+            container_id,
+        )
+
+    def s3_credentials(self) -> dict[str, str]:
+        """The chart's MinIO root keys as the AWS variables clients read."""
+        secret = f"{self.base}-minio"
+        return {
+            "AWS_ACCESS_KEY_ID": self.secret_value(secret, "root-user"),
+            "AWS_SECRET_ACCESS_KEY": self.secret_value(secret, "root-password"),
+        }
+
+
+def placement_values(namespace: str) -> dict[str, Any]:
+    """Tolerate and select the real node everywhere; watch only ``namespace``."""
+    tolerations = [REAL_NODE_TOLERATION]
+    selector = {"kubernetes.io/hostname": NODE_NAME}
+    values: dict[str, Any] = {
+        c: {"tolerations": tolerations, "nodeSelector": selector} for c in COMPONENTS
+    }
+    values["operator"].update(
+        watchNamespaces=[namespace],
+        config={
+            "workloadTolerations": tolerations,
+            "workloadNodeSelector": selector,
+            "reconcileSeconds": 2,
+        },
+    )
+    return values
+
+
+def install(cluster: Cluster, api: Any, workdir: Path) -> Stack:
+    """A new namespace and release; returns once ``helm install --wait`` did."""
+    namespace = f"stack-{uuid.uuid4().hex[:6]}"
+    client.CoreV1Api(api).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
+    )
+    overlay = workdir / "placement.yaml"
+    overlay.write_text(yaml.safe_dump(placement_values(namespace)), encoding="utf-8")
+    release = f"s{uuid.uuid4().hex[:5]}"
+    helm(
+        cluster,
+        "install",
+        release,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--values",
+        str(CHART / "values-dev.yaml"),
+        "--values",
+        str(overlay),
+        "--take-ownership",  # the CRD other modules of this session applied
+        "--force-conflicts",
+        "--wait",
+        "--timeout=12m",
+        timeout=900,
+    )
+    return Stack(release, namespace, cluster, api)
+
+
+def uninstall(stack: Stack) -> None:
+    helm(
+        stack.cluster,
+        "uninstall",
+        stack.release,
+        "--namespace",
+        stack.namespace,
+        "--wait",
+        timeout=300,
+    )
+    client.CoreV1Api(stack.api).delete_namespace(stack.namespace)
+
+
+def instant_query(url: str, query: str) -> list[dict[str, Any]]:
+    """An instant PromQL query against ``url``; [] while Prometheus cannot answer."""
+    request = f"{url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return list(json.loads(response.read())["data"]["result"])
+    except OSError:
+        return []
+
+
+@contextlib.contextmanager
+def delete_when_done(stack: Stack, name: str) -> Iterator[None]:
+    """Yield, then delete ModelDeployment ``name`` (its children go with it)."""
+    try:
+        yield
+    finally:
+        custom = client.CustomObjectsApi(stack.api)
+        try:
+            custom.delete_namespaced_custom_object(GROUP, VERSION, stack.namespace, PLURAL, name)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
