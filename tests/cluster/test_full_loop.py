@@ -49,8 +49,8 @@ import textops
 from tests.cluster.stack import Stack, delete_when_done, instant_query
 from tests.plugins.cluster import port_forward, wait_until
 from tests.rules.panels import E2E_ROUTE, dashboards, resolved_values, substitute, targets
-from tests.served_model import clean_env, http_status, news_sentences
-from textops.data.sources import builtin_corpus
+from tests.served_model import clean_env, http_status
+from textops.data.sources import builtin_corpus, news_sentences
 from textops.devcluster.node_config import NODE_NAME
 from textops.operator.spec import GROUP, PLURAL, RETRAIN_ANNOTATION, VERSION
 from textops.registry.lineage import code_hash

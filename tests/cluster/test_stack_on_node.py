@@ -41,7 +41,6 @@ from tests.cluster.test_chart import CRD_NAME
 from tests.plugins.cluster import port_forward, wait_until
 from tests.served_model import MODEL, call, clean_env, http_status
 from tests.synthetic import make_rows, write_jsonl
-from textops.devcluster import node
 from textops.devcluster.node_config import NODE_NAME
 from textops.operator.spec import GROUP, PLURAL, VERSION
 
@@ -210,18 +209,9 @@ def test_a_killed_operator_container_restarts_and_finishes_the_change(
     selector = f"app.kubernetes.io/instance={stack.release},app.kubernetes.io/component=operator"
     (operator,) = stack.pods(selector)
     before = operator.status.container_statuses[0]
-    container_id = before.container_id.removeprefix("containerd://")
     rollouts_before = _history(stack, "RolledOut")
 
-    node.ctr(
-        stack.cluster.node_paths,
-        stack.cluster.tools,
-        "tasks",
-        "kill",
-        "-s",
-        "SIGKILL",
-        container_id,
-    )
+    stack.kill_container(before)
     patch = {"spec": {"serving": {"replicas": 2}}}
     generation = client.CustomObjectsApi(stack.api).patch_namespaced_custom_object(
         GROUP, VERSION, stack.namespace, PLURAL, NAME, patch
@@ -338,15 +328,7 @@ def test_serving_pods_deleted_or_killed_under_traffic(stack: Stack, served: str)
 
         pod = stack.pods(selector)[0]
         before = pod.status.container_statuses[0]
-        node.ctr(
-            stack.cluster.node_paths,
-            stack.cluster.tools,
-            "tasks",
-            "kill",
-            "-s",
-            "SIGKILL",
-            before.container_id.removeprefix("containerd://"),
-        )
+        stack.kill_container(before)
 
         def restarted() -> bool:
             state = core.read_namespaced_pod(pod.metadata.name, stack.namespace).status

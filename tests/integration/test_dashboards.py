@@ -49,8 +49,9 @@ from tests.rules.panels import (
     substitute,
     targets,
 )
-from tests.served_model import news_sentences, serve_champion
+from tests.served_model import serve_champion
 from tests.synthetic import make_rows
+from textops.data.sources import news_sentences
 from textops.devservers.procs import (
     StartupError,
     wait_until,

@@ -21,8 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.served_model import call, http_status, news_sentences, run_cli, serve_champion
+from tests.served_model import call, http_status, run_cli, serve_champion
 from tests.synthetic import make_rows
+from textops.data.sources import news_sentences
 from textops.devservers.chromium import start_chromium
 from textops.devservers.ports import free_port
 from textops.devservers.procs import (
@@ -358,6 +359,14 @@ def test_drift_gauges_stay_quiet_then_rise_and_drifted_samples_are_queued(
     # the newspaper sentences are among them (which share depends on how the 1 s evaluations
     # cut the traffic into windows; benchmarks/README.md measures the suspects' precision)
     assert any(q.text in news for q in drifted)
+    # the annotator sees the shift first, and why: the captures that carry the n-grams new in
+    # recent traffic lead the queue, ahead of uncertain in-distribution captures
+    auth = {"Authorization": f"Bearer {LABEL_TOKEN}"}
+    status, queue = call(f"{served.url}/labelling/api/queue?limit=10", headers=auth)
+    assert status == 200
+    top = queue["items"]
+    assert len(top) == 10 and all(i["text"] in news for i in top), [i["text"] for i in top]
+    assert all(i["why"].startswith("drifted: shares n-grams new in recent traffic") for i in top)
     metrics = urllib.request.urlopen(f"{served.url}/metrics", timeout=10).read().decode()
     assert _metric(metrics, "textops_labelling_captures_total", reason="drift") >= len(drifted)
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.served_model import MODEL, call, news_sentences, serve_champion
+from tests.served_model import MODEL, call, serve_champion
 from tests.synthetic import make_rows
+from textops.data.sources import news_sentences
 from textops.devservers.procs import wait_until
 
 pytestmark = pytest.mark.integration

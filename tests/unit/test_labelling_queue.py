@@ -9,7 +9,7 @@ import pytest
 
 from textops.errors import TextopsError
 from textops.labelling.config import QueueConfig, load_queue_config
-from textops.labelling.live_queue import Pending, QueueCache, RankedQueue
+from textops.labelling.live_queue import DriftMeasure, Pending, QueueCache, RankedQueue
 from textops.labelling.ranking import Ranker, RankingConfig, RankingWeights, rank
 from textops.labelling.store import CapturedSample, LabelStore
 
@@ -197,3 +197,48 @@ def test_an_empty_queue_and_a_page_past_its_end_are_empty(tmp_path: Path) -> Non
     assert store.queue() == []
     store.add_samples([capture(0, TEXTS[0], 0.6)])
     assert ids(store.queue()) == ["s-00"] and store.queue(offset=5) == []
+
+
+def test_drift_is_measured_by_the_serving_side_not_taken_from_the_capture() -> None:
+    """With a measure, the capture's stored drift is ignored: a text the current traffic's
+    shift marks comes first and says why; an old capture's high drift counts for nothing."""
+    pending = [
+        Pending(
+            "old-shift", TEXTS[2], "negative", {"negative": 0.6, "positive": 0.4}, {"drift": 1.0}
+        ),
+        Pending("unsure", TEXTS[1], "negative", {"negative": 0.55, "positive": 0.45}),
+        Pending("new-shift", TEXTS[6], "positive", {"negative": 0.05, "positive": 0.95}),
+    ]
+    measure = DriftMeasure(
+        "m/1/shift",
+        rarity=lambda text: 0.5,
+        evidence=lambda text: (
+            "shares n-grams new in recent traffic (入住)" if "入住" in text else ""
+        ),
+    )
+    placed = RankedQueue(pending, QueueConfig(), measure).page(0, 3)
+    assert [p.sample.id for p in placed] == ["new-shift", "unsure", "old-shift"]
+    assert placed[0].ranked.reason.startswith("drifted: shares n-grams new in recent traffic")
+    assert placed[2].ranked.parts["drift"] == pytest.approx(0.2 * 0.5)
+
+
+def test_the_cache_measures_each_sample_once_per_measure() -> None:
+    measured: list[str] = []
+    pending = {f"p{i}": Pending(f"p{i}", t, "a", {"a": 0.5, "b": 0.5}) for i, t in enumerate(TEXTS)}
+
+    def rarity(text: str) -> float:
+        measured.append(text)
+        return 0.1
+
+    def measure(key: str) -> DriftMeasure:
+        return DriftMeasure(key, rarity, lambda text: "")
+
+    cache = QueueCache(QueueConfig())
+    load = lambda missing: [pending[i] for i in missing]  # noqa: E731
+    first = cache.get(["p0", "p1"], load, measure("v1/no-shift"))
+    assert measured == [TEXTS[0], TEXTS[1]]
+    assert cache.get(["p0", "p1"], load, measure("v1/no-shift")) is first
+    cache.get(["p0", "p1", "p2"], load, measure("v1/no-shift"))  # a new capture
+    assert measured[2:] == [TEXTS[2]]
+    cache.get(["p0", "p1", "p2"], load, measure("v1/shift-a"))  # the shift changed: again
+    assert measured[3:] == TEXTS[:3]

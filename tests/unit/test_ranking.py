@@ -168,3 +168,36 @@ def test_bad_shapes_are_refused() -> None:
     with pytest.raises(ValueError):
         rank(["a"], ["x"], np.array([[0.5, 0.5]]), business=[1.0, 2.0])
     assert rank([], [], np.zeros((0, 2))) == []
+
+
+def test_drift_evidence_puts_a_confident_drifted_text_above_an_unsure_usual_one() -> None:
+    """A text of the shift in recent traffic comes first even when the model is sure of it,
+    and its reason says why it counts as drifted."""
+    items = rank(
+        ["unsure", "shift", "usual"],
+        ["书的内容一般般吧", "前台办理入住太慢", "这本书很好看"],
+        np.array([[0.55, 0.45], [0.95, 0.05], [0.9, 0.1]]),
+        drift_evidence=["", "shares n-grams new in recent traffic (入住)", ""],
+    )
+    assert ids_of(items) == ["shift", "unsure", "usual"]
+    assert items[0].parts["drift"] == pytest.approx(RankingWeights().drift_first)
+    assert items[0].reason.startswith("drifted: shares n-grams new in recent traffic (入住)")
+    assert items[1].reason.startswith("model unsure")
+    assert items[0].score == pytest.approx(sum(items[0].parts.values()))
+
+
+def test_drift_first_zero_switches_the_tier_off() -> None:
+    config = RankingConfig(weights=RankingWeights(drift_first=0.0))
+    items = rank(
+        ["unsure", "shift"],
+        ["书的内容一般般吧", "前台办理入住太慢"],
+        np.array([[0.55, 0.45], [0.95, 0.05]]),
+        drift_evidence=["", "new n-grams"],
+        config=config,
+    )
+    assert ids_of(items) == ["unsure", "shift"]
+
+
+def test_drift_evidence_must_cover_every_text() -> None:
+    with pytest.raises(ValueError, match="drift evidence for 1 texts, expected 2"):
+        rank(["a", "b"], ["一", "二"], np.array([[0.5, 0.5], [0.5, 0.5]]), drift_evidence=[""])

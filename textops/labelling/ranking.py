@@ -10,7 +10,11 @@ item so an annotator (or a reviewer of the queue) sees why it is there:
 - ``drift``: how far the text sits from the training reference profile of
   :mod:`textops.monitoring.reference` — the share of its characters never seen in training
   and of its character uni/bigrams outside the reference's frequent n-grams (or a drift score
-  the caller measured already, e.g. the serving drift monitor's rarity);
+  the caller measured already, e.g. the serving drift monitor's rarity). A text the caller
+  marks *drifted* — with its evidence, e.g. the n-grams it shares with a shift in recent
+  traffic (:mod:`textops.monitoring.emerging`) — gets ``drift_first`` on top, which puts the
+  drifted texts ahead of all but the most uncertain in-distribution ones: when part of the
+  traffic comes from somewhere new, those are the labels the next model needs first;
 - ``density``: how typical the text is of the captured batch (mean cosine similarity of char
   n-gram vectors, scaled to 0-1). Uncertain outliers teach little; "information density";
 - ``business``: an optional per-sample weight from the caller (e.g. a high-value customer);
@@ -55,6 +59,9 @@ class RankingWeights:
     # 0.5 slowed the first active-learning rounds (a reference built from few texts calls
     # ordinary texts drifted); 0.2 matched plain margin sampling (benchmarks/README.md)
     drift: float = 0.2
+    # added for a text with drift evidence: uncertainty is at most 1, so drifted texts come
+    # first unless an in-distribution text is nearly a coin toss (benchmarks/queue_drift.py)
+    drift_first: float = 1.0
     # off by default: on the review corpus, density weighting delayed learning (see
     # benchmarks/README.md); useful where captured traffic holds many one-off outliers
     density: float = 0.0
@@ -167,6 +174,7 @@ def rank(
     reference: Mapping[str, Any] | None = None,
     business: Sequence[float] | None = None,
     drift: Sequence[float] | None = None,
+    drift_evidence: Sequence[str] | None = None,
     config: RankingConfig | None = None,
     limit: int | None = None,
     vectors: Any = None,
@@ -175,7 +183,9 @@ def rank(
 
     ``probabilities`` are the serving model's class probabilities for ``texts`` (samples x
     classes, or members x samples x classes for a committee). ``reference`` is a drift reference
-    profile (drift is 0 without it); ``drift`` gives per-text drift scores (0..1) instead.
+    profile (drift is 0 without it); ``drift`` gives per-text drift scores (0..1) instead, and
+    ``drift_evidence`` says per text why it counts as drifted ("" when it does not): those get
+    ``drift_first``, and the evidence is shown in their reason.
     ``vectors`` replaces the built-in char n-gram vectors used for density and diversity (one
     row per text).
     """
@@ -186,6 +196,7 @@ def rank(
         reference=reference,
         business=business,
         drift=drift,
+        drift_evidence=drift_evidence,
         config=config,
         vectors=vectors,
     )
@@ -208,6 +219,7 @@ class Ranker:
         reference: Mapping[str, Any] | None = None,
         business: Sequence[float] | None = None,
         drift: Sequence[float] | None = None,
+        drift_evidence: Sequence[str] | None = None,
         config: RankingConfig | None = None,
         vectors: Any = None,
     ) -> None:
@@ -224,7 +236,8 @@ class Ranker:
             "uncertainty": w.uncertainty * uncertainty_scores(proba, cfg.uncertainty_measure)
             if n
             else np.zeros(0),
-            "drift": w.drift * _drift(texts, reference, drift, n) if w.drift else np.zeros(n),
+            "drift": (w.drift * _drift(texts, reference, drift, n) if w.drift else np.zeros(n))
+            + w.drift_first * _per_text(_flags(drift_evidence, n), n, "drift evidence"),
             "business": w.business * _per_text(business, n, "business weights"),
             "density": np.zeros(n),
             "diversity_penalty": np.zeros(n),
@@ -239,6 +252,7 @@ class Ranker:
         self.base = base + self.parts["business"]
         if self._vectors is not None:
             self._vectors.prefer(np.argsort(-self.base, kind="stable"))
+        self._evidence = list(drift_evidence) if drift_evidence is not None else [""] * n
         self._margin = _top2(proba) if n else np.zeros(0)
         predicted = (proba.mean(axis=0) if proba.ndim == 3 else proba).argmax(axis=1)
         present = np.unique(predicted)
@@ -299,7 +313,13 @@ class Ranker:
             score=sum(parts.values()),
             parts=parts,
             reason=_reason(
-                parts, self._margin[i], self.similarity[i], duplicate, self.ids, nearest
+                parts,
+                self._margin[i],
+                self.similarity[i],
+                duplicate,
+                self.ids,
+                nearest,
+                self._evidence[i],
             ),
             duplicate_of=self.ids[nearest] if duplicate and nearest >= 0 else None,
         )
@@ -420,6 +440,15 @@ def _drift(
     return drift_scores(texts, reference)
 
 
+def _flags(evidence: Sequence[str] | None, n: int) -> list[float] | None:
+    """1 for a text with drift evidence, 0 without."""
+    if evidence is None:
+        return None
+    if len(evidence) != n:
+        raise ValueError(f"drift evidence for {len(evidence)} texts, expected {n}")
+    return [1.0 if e else 0.0 for e in evidence]
+
+
 def _per_text(values: Sequence[float] | None, n: int, what: str) -> np.ndarray:
     if values is None:
         return np.zeros(n)
@@ -442,12 +471,15 @@ def _reason(
     duplicate: bool,
     ids: Sequence[str],
     nearest: int,
+    evidence: str = "",
 ) -> str:
     notes = []
     if parts["uncertainty"] > 0:
         notes.append((parts["uncertainty"], f"model unsure (top-2 margin {margin:.2f})"))
     if parts["drift"] > 0:
-        notes.append((parts["drift"], "unlike the training data"))
+        # a drifted text ranks by its drift part, so that is what the annotator reads first
+        note = f"drifted: {evidence}" if evidence else "unlike the training data"
+        notes.append((parts["drift"], note))
     if parts["density"] > 0:
         notes.append((parts["density"], "typical of the captured texts"))
     if parts["business"] > 0:

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from textops.errors import TextopsError
 from textops.labelling.config import QueueConfig, load_queue_config
-from textops.labelling.live_queue import Pending, Placed, QueueCache
+from textops.labelling.live_queue import DriftMeasure, Pending, Placed, QueueCache
 
 QUEUED, LABELLED, SKIPPED = "queued", "labelled", "skipped"
 # captures made from user feedback that named the true label: a random, not a ranked, sample
@@ -246,9 +246,16 @@ class LabelStore:
                 self.submit_label(s.id, s.label, FEEDBACK_ANNOTATOR)
         return added
 
-    def queue(self, limit: int = 20, offset: int = 0, status: str = QUEUED) -> list[QueueItem]:
+    def queue(
+        self,
+        limit: int = 20,
+        offset: int = 0,
+        status: str = QUEUED,
+        drift: DriftMeasure | None = None,
+    ) -> list[QueueItem]:
         """Samples in the given status. Queued ones in the ranked order of
-        :mod:`textops.labelling.live_queue`; others by capture score (ties: oldest first)."""
+        :mod:`textops.labelling.live_queue` (drift measured by ``drift``, the serving model's
+        reference, when given); others by capture score (ties: oldest first)."""
         capture_order = (samples.c.score.desc(), samples.c.created_at, samples.c.id)
         if status != QUEUED:
             query = (
@@ -263,7 +270,7 @@ class LabelStore:
         queued = sa.select(samples.c.id).where(samples.c.status == QUEUED).order_by(*capture_order)
         with self.engine.connect() as conn:
             ids: list[str] = list(conn.execute(queued).scalars())
-        ranked = self._ranked.get(ids, self._pending)
+        ranked = self._ranked.get(ids, self._pending, drift)
         placed = ranked.page(offset, limit)
         wanted = [p.sample.id for p in placed]
         with self.engine.connect() as conn:

@@ -314,6 +314,7 @@ class CompiledReference:
         grams = profile["char_ngrams"]
         self.sizes: tuple[int, ...] = tuple(grams.get("sizes", (1, 2)))
         top: Mapping[str, float] = grams["top"]
+        self.char_ngrams: Mapping[str, Any] = grams  # the profile's section, as it is
         self.gram_index = {g: i for i, g in enumerate(top)}
         self.other = len(self.gram_index)
         self.gram_p = _normalise(np.asarray([*top.values(), float(grams["other"])], dtype=float))
@@ -632,6 +633,11 @@ class DriftMonitor:
     ) -> None:
         for text, proba in zip(texts, probas, strict=True):
             self.observe(text, proba)
+
+    def recent_texts(self) -> list[str]:
+        """The texts in the window, oldest first."""
+        with self._lock:
+            return [o.text for o in self._ring]
 
     def reset(self) -> None:
         with self._lock:

@@ -11,7 +11,11 @@ probabilities so a streaming window only needs to bin its own values the same wa
 - ``length`` (decile edges of the training texts) and ``non_chinese_share`` histograms;
 - ``char_ngrams``: the most frequent character uni- and bigrams with their probabilities and
   the mass of all others (feature drift over the model's actual input units), and for each
-  of those n-grams the share of training texts containing it (``presence``);
+  of those n-grams the share of training texts containing it (``presence``); and
+  ``bigram_presence``: the share of training texts containing each bigram seen in at least two
+  of them (the most common ``MAX_BIGRAMS``; ``bigram_floor`` bounds the unlisted ones), which
+  tells the bigrams of a shift in live traffic from ordinary ones
+  (:mod:`textops.monitoring.emerging`);
 - ``vocabulary``: every character seen in training, to count unseen characters online;
 - ``embeddings`` (only for a model that encodes texts with a transformer): a whitened PCA of
   the training texts' sentence embeddings (``mean``, the top ``components``, their ``scale``
@@ -37,12 +41,14 @@ import numpy as np
 
 from textops.features.text_stats import char_ngrams, non_chinese_share
 from textops.monitoring.drift import CalibrationParams, calibrate, rarity_reference
+from textops.monitoring.emerging import bigrams
 
 PROFILE_VERSION = 2
 CONFIDENCE_BINS = 10
 LENGTH_BINS = 10
 NON_CHINESE_EDGES = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
 TOP_NGRAMS = 1000
+MAX_BIGRAMS = 50_000  # ~1 MB of JSON at most; 3,000 reviews have ~21,000 in two texts or more
 EMBEDDING_COMPONENTS = 16
 # directions with less variance than this share of the top one are noise, not signal: whitening
 # them would blow tiny numerical differences up to unit scale
@@ -77,6 +83,23 @@ def presence(grams: Sequence[str], texts: Sequence[str]) -> list[float]:
         found = {index[g] for g in char_ngrams(text) if g in index}
         counts[list(found)] += 1
     return (counts / max(len(texts), 1)).round(6).tolist()
+
+
+def bigram_presence(texts: Sequence[str], most: int | None = None) -> dict[str, Any]:
+    """``bigram_presence``: the share of ``texts`` containing each bigram found in at least two
+    of them (the ``most`` common, ``MAX_BIGRAMS`` by default; a bigram of one text says nothing
+    of its kind), and ``bigram_floor``: the most an unlisted bigram can have."""
+    documents: Counter[str] = Counter()
+    for text in texts:
+        documents.update(bigrams(text))
+    n = max(len(texts), 1)
+    limit = most or MAX_BIGRAMS
+    listed = [(g, d) for g, d in documents.most_common(limit) if d >= 2]
+    floor = listed[-1][1] / n if len(listed) == limit else 1 / n
+    return {
+        "bigram_presence": {g: round(d / n, 6) for g, d in listed},
+        "bigram_floor": round(floor, 6),
+    }
 
 
 def shares(values: Iterable[str], classes: Sequence[str]) -> dict[str, float]:
@@ -166,6 +189,7 @@ def build_reference_profile(
             "top": {gram: round(n / total, 8) for gram, n in top},
             "other": round(1 - sum(n for _, n in top) / total, 8),
             "presence": presence([g for g, _ in top], texts),
+            **bigram_presence(texts),
         },
         "vocabulary": "".join(sorted({ch for t in texts for ch in t if not ch.isspace()})),
     }

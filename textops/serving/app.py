@@ -38,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from textops.errors import TextopsError
+from textops.labelling.live_queue import DriftMeasure, serving_drift
 from textops.labelling.store import (
     FEEDBACK_REASON,
     CapturedSample,
@@ -46,6 +47,7 @@ from textops.labelling.store import (
     text_sha256,
 )
 from textops.monitoring.drift import DriftMonitor
+from textops.monitoring.emerging import EmergingGrams, emerging_grams
 from textops.serving import labelling_api, validation
 from textops.serving.asgi import DirectRoutes, Handler
 from textops.serving.batching import MicroBatcher
@@ -132,6 +134,9 @@ class TextClassifierService:
         self.model: LoadedModel | None = None
         self.quality: QualityMeter | None = None
         self.drift: DriftMonitor | None = None
+        # the n-grams of a shift in recent traffic, from the last drift evaluation that found
+        # drift; the labelling queue puts the captures that carry them first
+        self.emerging: EmergingGrams | None = None
         self.drift_budget = ObservationBudget(self.config.drift_samples_per_s)
         self._queue_gauge_at = -QUEUE_GAUGE_EVERY_S
         self.label_token = os.environ.get(labelling_api.TOKEN_ENV) or None
@@ -163,6 +168,7 @@ class TextClassifierService:
         self.quality = QualityMeter(model.profile)
         if self.config.drift_monitoring:
             self.drift = DriftMonitor(model.profile, window=self.config.drift_window)
+            self.emerging = None
         self.model = model
         self.metrics.loaded(self.ref.uri, model.lineage)
         # the model, its profile and the drift reference are long-lived objects: keep the
@@ -196,6 +202,11 @@ class TextClassifierService:
             return
         report = drift.evaluate()
         self.metrics.drift_report(report.gauges())
+        self.emerging = (
+            emerging_grams(drift.reference.char_ngrams, drift.recent_texts())
+            if report.drifted
+            else None
+        )
         if not report.drifted or not report.suspects:
             return
         # observed with their probabilities: classify again only what lacks them (a text
@@ -435,6 +446,14 @@ class TextClassifierService:
         except TextopsError as exc:
             raise LabelStoreUnavailable(str(exc)) from exc
 
+    def _queue_drift(self) -> DriftMeasure | None:
+        """Drift as the serving model sees it now, so the queue puts first what is new to
+        *it* in *today's* traffic."""
+        model, drift, emerging = self.model, self.drift, self.emerging
+        if model is None or drift is None:
+            return None
+        return serving_drift(f"{model.name}/{model.version}", drift.reference, emerging)
+
     @web.get("/labelling/", include_in_schema=False)
     async def labelling_page(self) -> HTMLResponse:
         """The annotator's page: the ranked queue, one sample at a time, keys 1..N and s."""
@@ -447,7 +466,10 @@ class TextClassifierService:
             limit, offset = labelling_api.page(request.query_params)
             return await self._in_label_store(
                 lambda store: {
-                    "items": [dataclasses.asdict(i) for i in store.queue(limit, offset)],
+                    "items": [
+                        dataclasses.asdict(i)
+                        for i in store.queue(limit, offset, drift=self._queue_drift())
+                    ],
                     "limit": limit,
                     "offset": offset,
                 }
