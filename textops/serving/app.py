@@ -48,11 +48,16 @@ from textops.labelling.store import (
 )
 from textops.monitoring.drift import DriftMonitor
 from textops.monitoring.emerging import EmergingGrams, emerging_grams
-from textops.serving import labelling_api, validation
+from textops.serving import labelling_api, timeout, validation
 from textops.serving.asgi import DirectRoutes, Handler
 from textops.serving.batching import MicroBatcher
 from textops.serving.capture import CaptureQueue
-from textops.serving.config import access_log_enabled, load_serving_config, request_timeout_s
+from textops.serving.config import (
+    access_log_enabled,
+    bentoml_timeout_middleware,
+    load_serving_config,
+    request_timeout_s,
+)
 from textops.serving.model_loader import LoadedModel, load, parse_model_uri, resolve
 from textops.serving.quality import QualityMeter
 from textops.serving.recent import AlreadyJudged, FeedbackTally, RecentPredictions, StoredPrediction
@@ -75,6 +80,9 @@ LABELLING_PAGE = (
     resources.files("textops.serving").joinpath("static/labelling.html").read_text("utf-8")
 )
 
+# BentoML's request timeout without its per-request timer leak (see textops.serving.timeout)
+if not bentoml_timeout_middleware():
+    timeout.install()
 web = FastAPI(title="textops classifier", docs_url=None, redoc_url=None, openapi_url=None)
 # filled by the service instance of this worker process; until then FastAPI answers everything
 DIRECT_ROUTES: dict[tuple[str, str], Handler] = {}

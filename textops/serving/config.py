@@ -23,8 +23,12 @@
 - ``TEXTOPS_DRIFT_SAMPLES_PER_S`` (50): at most this many texts per second (bursts up to one
   second's worth) enter the drift window, so its cost is bounded under load; ``0`` observes
   every text. A 1,000-text window evaluated every 15 s then spans at least the last 20 s.
-- ``TEXTOPS_REQUEST_TIMEOUT_S`` (10): a request not answered by then gets 504 (BentoML's
-  timeout; see :func:`request_timeout_s` for why it is short).
+- ``TEXTOPS_REQUEST_TIMEOUT_S`` (10): a request not answered by then gets 504 (see
+  :func:`request_timeout_s`).
+- ``TEXTOPS_TIMEOUT_MIDDLEWARE`` (``textops``): which middleware enforces it — ours, which
+  lets a request go once answered (:mod:`textops.serving.timeout`), or ``bentoml``'s own,
+  which keeps every request's timer for the whole timeout; there to measure the difference
+  (benchmarks/README.md).
 - ``TEXTOPS_ACCESS_LOG`` (off): ``on`` makes BentoML log one line per request; off by default
   because the access-log middleware and its line took about 7% of the worker's event loop in
   a profile under load, and every request is counted in ``textops_requests_total`` anyway
@@ -109,17 +113,25 @@ def access_log_enabled(env: Mapping[str, str] | None = None) -> bool:
     return switch(os.environ if env is None else env, "TEXTOPS_ACCESS_LOG", False)
 
 
+def bentoml_timeout_middleware(env: Mapping[str, str] | None = None) -> bool:
+    """Whether ``TEXTOPS_TIMEOUT_MIDDLEWARE`` asks for BentoML's own timeout middleware."""
+    value = (os.environ if env is None else env).get("TEXTOPS_TIMEOUT_MIDDLEWARE", "textops")
+    if value.strip().lower() not in ("textops", "bentoml"):
+        raise TextopsError(f"TEXTOPS_TIMEOUT_MIDDLEWARE must be textops or bentoml, got {value!r}")
+    return value.strip().lower() == "bentoml"
+
+
 REQUEST_TIMEOUT_S = 10.0
 
 
 def request_timeout_s(env: Mapping[str, str] | None = None) -> float:
     """BentoML's per-request timeout, read when the service class is defined.
 
-    Short on purpose: BentoML arms one timer per request and never cancels it, so every
-    request's timer, future and tracing span stay alive until the timeout passes; at 300
-    requests/s a 30 s timeout kept ~9,000 of each and full garbage collections took 30-120 ms
-    (the latency tail). A classifier call takes milliseconds; 10 s still covers a full batch of
-    long texts through a sentence encoder.
+    BentoML's own timeout middleware armed one timer per request and never cancelled it, so a
+    long timeout kept every request's objects alive (at 300 requests/s and 30 s, ~9,000 of
+    each; full garbage collections of 30-120 ms). The service replaces it
+    (:mod:`textops.serving.timeout`); 10 s still covers a full batch of long texts through a
+    sentence encoder.
     """
     e = os.environ if env is None else env
     value = _non_negative(e, "TEXTOPS_REQUEST_TIMEOUT_S", REQUEST_TIMEOUT_S)
