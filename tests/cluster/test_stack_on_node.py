@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
+from mlflow import MlflowClient
 
 from tests.cluster.stack import COMPONENTS, Stack, delete_when_done, instant_query
 from tests.cluster.test_chart import CRD_NAME
@@ -347,3 +348,57 @@ def test_serving_pods_deleted_or_killed_under_traffic(stack: Stack, served: str)
     assert [o for o in graceful if o != "ok"] == []
     assert all(o == "ok" or o.startswith("connection:") for o in crashed), crashed
     assert "timed out" not in " ".join(crashed)
+
+
+def _deployment_uri(stack: Stack) -> str | None:
+    deployment = client.AppsV1Api(stack.api).read_namespaced_deployment(NAME, stack.namespace)
+    env = deployment.spec.template.spec.containers[0].env or []
+    return next((e.value for e in env if e.name == "TEXTOPS_MODEL_URI"), None)
+
+
+def test_a_version_that_cannot_serve_is_rolled_back_on_real_pods(stack: Stack, served: str) -> None:
+    """Version 2 is registered over artifacts that do not exist: its pods start, cannot load
+    the model and never get ready. At the rollout's progress deadline the operator puts
+    version 1 back, and the Service answered every request throughout (last test of the
+    module: the alias is left on version 2, which the operator does not retry by itself)."""
+    crd = client.CustomObjectsApi(stack.api)
+    patch = {"spec": {"rollout": {"progressDeadlineSeconds": 40}}}
+    crd.patch_namespaced_custom_object(GROUP, VERSION, stack.namespace, PLURAL, NAME, patch)
+    with port_forward(stack.cluster, stack.namespace, f"svc/{stack.base}-mlflow", 5000) as url:
+        registry = MlflowClient(url)
+        broken = registry.create_model_version(
+            MODEL, source="s3://mlflow-artifacts/no-such-model", description="cannot load"
+        )
+        with Traffic(stack.cluster_ip_url(NAME, 3000)) as traffic:
+            traffic.more_answers(10)
+            registry.set_registered_model_alias(MODEL, "champion", broken.version)
+            wait_until(
+                "the Deployment moved to the broken version",
+                lambda: _deployment_uri(stack) == f"models:/{MODEL}/{broken.version}",
+                timeout=120,
+                interval=1,
+            )
+            wait_until(
+                "RolledBack",
+                lambda: [
+                    h for h in _history(stack, "RolledBack") if h.get("version") == broken.version
+                ],
+                timeout=300,
+                interval=1,
+            )
+            wait_until(
+                "version 1 back on every replica",
+                lambda: (
+                    _deployment_uri(stack) == f"models:/{MODEL}/{served}"
+                    and _ready_replicas(stack) == 2
+                    and stack.mdep(NAME)["status"].get("servingVersion") == served
+                ),
+                timeout=300,
+                interval=1,
+            )
+            traffic.more_answers(10)
+    conditions = {c["type"]: c for c in stack.mdep(NAME)["status"]["conditions"]}
+    assert conditions["RolledBack"]["status"] == "True"
+    assert conditions["RolledBack"]["reason"] == "ProgressDeadlineExceeded"
+    print(f"\n[rollback] {len(traffic.outcomes)} requests during the failed rollout")
+    assert [o for o in traffic.outcomes if o != "ok"] == []
