@@ -230,7 +230,7 @@ def test_a_killed_operator_container_restarts_and_finishes_the_change(
         return (
             status.get("observedGeneration") == generation
             and _ready_replicas(stack) == 2
-            and status.get("phase") == "Serving"  # "Promoting" while the Deployment rolls
+            and status.get("phase") == "Serving"
         )
 
     wait_until(

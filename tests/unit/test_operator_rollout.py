@@ -75,6 +75,19 @@ def test_alias_move_rolls_out_while_the_old_version_keeps_serving() -> None:
     assert plan_rollout(_apply(mdep, plan.status), "2", progressing, NOW, 20).version == "2"
 
 
+def test_scaling_the_served_version_is_not_a_promotion() -> None:
+    """Three replicas of the version already served, one available so far: still Serving and
+    Ready (it read Promoting in ``kubectl get`` during a mere scale-up)."""
+    mdep = _serving("1")
+    scaling = DeploymentState("1", 3, 3, 3, 3, 1, 3)
+    plan = plan_rollout(mdep, "1", scaling, NOW, 20)
+    assert plan.version == "1" and plan.events == ()
+    assert plan.status.phase == "Serving"
+    assert find(plan.status.conditions, "Ready").status == "True"
+    moving = plan_rollout(mdep, "2", scaling, NOW, 20)
+    assert moving.status.phase == "Promoting"
+
+
 def test_missed_deadline_rolls_back_once_and_does_not_retry() -> None:
     mdep = _serving("1")
     stuck = DeploymentState("2", 3, 3, 1, 0, 1, 1, deadline_exceeded=True)

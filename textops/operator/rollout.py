@@ -221,7 +221,9 @@ def plan_rollout(
         model_uri=model_uri(name, serving) if serving else None,
         conditions=draft.conditions,
         history=draft.history,
-        phase=phase_of(draft.conditions, serving, rolling_out),
+        # a Deployment catching up with the version already served (more replicas, new pod
+        # settings) is no promotion: only a change of version reads Promoting
+        phase=phase_of(draft.conditions, serving, rolling_out and desired != serving),
     )
     return RolloutPlan(version, status, tuple(draft.events))
 
