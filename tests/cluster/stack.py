@@ -67,6 +67,15 @@ class Stack:
         spec = client.CoreV1Api(self.api).read_namespaced_service(service, self.namespace).spec
         return f"http://{spec.cluster_ip}:{port}"
 
+    def operator_log(self, lines: int = 200) -> str:
+        """The last lines of the in-cluster operator's log (for a failing test's message)."""
+        selector = f"app.kubernetes.io/instance={self.release},app.kubernetes.io/component=operator"
+        core = client.CoreV1Api(self.api)
+        return "\n".join(
+            core.read_namespaced_pod_log(p.metadata.name, self.namespace, tail_lines=lines)
+            for p in self.pods(selector)
+        )
+
     def kill_container(self, status: Any) -> None:
         """SIGKILL the container of a pod's container status through the node's containerd:
         a crash, with no chance to drain (the kubelet restarts it)."""
