@@ -30,15 +30,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from textops.features.text_stats import char_ngrams
+
+BIGRAM = (2,)
 RATIO = 10.0  # window presence at least this many times the training presence
 MIN_DOC_SHARE = 0.01  # and in at least this share of the window's texts
 MIN_DOCS = 5  # and in at least this many texts
 
 
 def bigrams(text: str) -> set[str]:
-    """The distinct character bigrams of ``text`` without its whitespace."""
-    compact = "".join(text.split())
-    return {compact[i : i + 2] for i in range(len(compact) - 1)}
+    """The distinct character bigrams of ``text`` (without its whitespace)."""
+    return set(char_ngrams(text, BIGRAM))
 
 
 @dataclass(frozen=True)
