@@ -210,7 +210,8 @@ def test_drift_is_measured_by_the_serving_side_not_taken_from_the_capture() -> N
         Pending("new-shift", TEXTS[6], "positive", {"negative": 0.05, "positive": 0.95}),
     ]
     measure = DriftMeasure(
-        "m/1/shift",
+        "m/1",
+        "shift",
         rarity=lambda text: 0.5,
         evidence=lambda text: (
             "shares n-grams new in recent traffic (入住)" if "入住" in text else ""
@@ -222,23 +223,32 @@ def test_drift_is_measured_by_the_serving_side_not_taken_from_the_capture() -> N
     assert placed[2].ranked.parts["drift"] == pytest.approx(0.2 * 0.5)
 
 
-def test_the_cache_measures_each_sample_once_per_measure() -> None:
-    measured: list[str] = []
+def test_the_cache_measures_each_sample_once_per_reference_and_shift() -> None:
+    """Rarity is measured once per sample and reference; evidence once per sample and shift
+    (the shift changes with every drift evaluation, the reference only with a new model)."""
+    rarities: list[str] = []
+    evidences: list[str] = []
     pending = {f"p{i}": Pending(f"p{i}", t, "a", {"a": 0.5, "b": 0.5}) for i, t in enumerate(TEXTS)}
 
     def rarity(text: str) -> float:
-        measured.append(text)
+        rarities.append(text)
         return 0.1
 
-    def measure(key: str) -> DriftMeasure:
-        return DriftMeasure(key, rarity, lambda text: "")
+    def evidence(text: str) -> str:
+        evidences.append(text)
+        return ""
+
+    def measure(reference: str, shift: str) -> DriftMeasure:
+        return DriftMeasure(reference, shift, rarity, evidence)
 
     cache = QueueCache(QueueConfig())
     load = lambda missing: [pending[i] for i in missing]  # noqa: E731
-    first = cache.get(["p0", "p1"], load, measure("v1/no-shift"))
-    assert measured == [TEXTS[0], TEXTS[1]]
-    assert cache.get(["p0", "p1"], load, measure("v1/no-shift")) is first
-    cache.get(["p0", "p1", "p2"], load, measure("v1/no-shift"))  # a new capture
-    assert measured[2:] == [TEXTS[2]]
-    cache.get(["p0", "p1", "p2"], load, measure("v1/shift-a"))  # the shift changed: again
-    assert measured[3:] == TEXTS[:3]
+    first = cache.get(["p0", "p1"], load, measure("v1", "no-shift"))
+    assert rarities == evidences == [TEXTS[0], TEXTS[1]]
+    assert cache.get(["p0", "p1"], load, measure("v1", "no-shift")) is first
+    cache.get(["p0", "p1", "p2"], load, measure("v1", "no-shift"))  # a new capture
+    assert rarities[2:] == evidences[2:] == [TEXTS[2]]
+    cache.get(["p0", "p1", "p2"], load, measure("v1", "shift-a"))  # the shift changed
+    assert rarities[3:] == [] and evidences[3:] == TEXTS[:3]
+    cache.get(["p0", "p1", "p2"], load, measure("v2", "shift-a"))  # a new model
+    assert rarities[3:] == TEXTS[:3] and evidences[6:] == TEXTS[:3]

@@ -51,15 +51,22 @@ class Pending:
 class DriftMeasure:
     """Drift as the serving side sees it now, as the queue needs it.
 
-    ``key`` names what the measure depends on (model version, the shift in recent traffic):
-    the queue is ranked again when it changes. ``rarity(text)`` is the drift monitor's per-text
-    rarity (the drift score part); ``evidence(text)`` says why a text belongs to a shift in
-    recent traffic, "" when it does not (see :mod:`textops.monitoring.emerging`).
+    ``rarity(text)`` is the drift monitor's per-text rarity (the drift score part), which
+    depends only on the drift ``reference`` (named, e.g. model name and version);
+    ``evidence(text)`` says why a text belongs to the ``shift`` in recent traffic (named;
+    "" when it does not, see :mod:`textops.monitoring.emerging`). The queue is ranked again
+    when either name changes, and measures again only what depends on the changed one: the
+    shift changes with every drift evaluation, the reference only with a new model.
     """
 
-    key: str
+    reference: str
+    shift: str
     rarity: Callable[[str], float]
     evidence: Callable[[str], str]
+
+    @property
+    def key(self) -> str:
+        return f"{self.reference}@{self.shift}"
 
 
 def serving_drift(
@@ -69,7 +76,8 @@ def serving_drift(
     ``reference``, evidence from the n-grams ``emerging`` in its recent traffic (None: the
     last drift evaluation found no shift, so nothing counts as drifted)."""
     return DriftMeasure(
-        f"{model}/{emerging.key if emerging else 'no-shift'}",
+        model,
+        emerging.key if emerging else "no-shift",
         lambda text: float(reference.rarity(text)[0]),
         emerging.evidence if emerging else lambda _text: "",
     )
@@ -100,9 +108,11 @@ class RankedQueue:
         pending: Sequence[Pending],
         config: QueueConfig,
         measure: DriftMeasure | None = None,
-        measured: Mapping[str, tuple[float, str]] | None = None,
+        rarity: Mapping[str, float] | None = None,
+        evidence: Mapping[str, str] | None = None,
     ) -> None:
-        """``measured`` holds the measure's (rarity, evidence) of samples already measured."""
+        """``rarity`` and ``evidence`` hold what ``measure`` gave samples already measured
+        (by id), under the same reference and the same shift respectively."""
         self.pending = list(pending)
         self.config = config
         classes = sorted({c for p in self.pending for c in p.probabilities})
@@ -116,24 +126,25 @@ class RankedQueue:
             + float(config.class_value.get(p.predicted_label, 0.0))
             for p in self.pending
         ]
-        self.measured: dict[str, tuple[float, str]] = {}
-        evidence: list[str] | None = None
+        self.rarity: dict[str, float] = {}
+        self.evidence: dict[str, str] = {}
         if measure is None:
             drift = [float(p.captured_parts.get("drift", 0.0)) for p in self.pending]
         else:
-            known = measured or {}
+            known_rarity, known_evidence = rarity or {}, evidence or {}
             for p in self.pending:
-                found = known.get(p.id)
-                self.measured[p.id] = found or (measure.rarity(p.text), measure.evidence(p.text))
-            drift = [self.measured[p.id][0] for p in self.pending]
-            evidence = [self.measured[p.id][1] for p in self.pending]
+                r = known_rarity.get(p.id)
+                self.rarity[p.id] = measure.rarity(p.text) if r is None else r
+                e = known_evidence.get(p.id)
+                self.evidence[p.id] = measure.evidence(p.text) if e is None else e
+            drift = [self.rarity[p.id] for p in self.pending]
         self.ranker = Ranker(
             [p.id for p in self.pending],
             [p.text for p in self.pending],
             proba,
             business=business,
             drift=drift,
-            drift_evidence=evidence,
+            drift_evidence=None if measure is None else [self.evidence[p.id] for p in self.pending],
             config=config.ranking,
         )
         self._rest: list[int] | None = None
@@ -180,7 +191,7 @@ class QueueCache:
         self._key: str | None = None
         self._queue: RankedQueue | None = None
         self._known: dict[str, Pending] = {}
-        self._measured: str | None = None  # the measure key of the queue's rarity values
+        self._measure: DriftMeasure | None = None  # the one the queue was measured with
         self._lock = threading.Lock()
 
     def get(
@@ -198,12 +209,20 @@ class QueueCache:
                 fresh = {p.id: p for p in load(missing)} if missing else {}
                 known = {i: self._known.get(i) or fresh.get(i) for i in ids}
                 self._known = {i: p for i, p in known.items() if p is not None}
-                # a sample measured under the same key stays measured
-                same = measure is not None and self._measured == measure.key
-                measured = self._queue.measured if same and self._queue else None
+                # what a sample was measured under the same reference / shift stays measured
+                last, queue = self._measure, self._queue
+                rarity = evidence = None
+                if (
+                    measure is not None
+                    and last is not None
+                    and queue is not None
+                    and last.reference == measure.reference
+                ):
+                    rarity = queue.rarity
+                    evidence = queue.evidence if last.shift == measure.shift else None
                 self._queue = RankedQueue(
-                    list(self._known.values()), self.config, measure, measured
+                    list(self._known.values()), self.config, measure, rarity, evidence
                 )
-                self._measured = None if measure is None else measure.key
+                self._measure = measure
                 self._key = key
             return self._queue
