@@ -141,3 +141,12 @@ def test_the_choice_of_middleware_is_checked() -> None:
     assert bentoml_timeout_middleware({"TEXTOPS_TIMEOUT_MIDDLEWARE": "BentoML"})
     with pytest.raises(TextopsError, match="TEXTOPS_TIMEOUT_MIDDLEWARE must be textops or bentoml"):
         bentoml_timeout_middleware({"TEXTOPS_TIMEOUT_MIDDLEWARE": "none"})
+
+
+def test_the_service_module_installs_ours() -> None:
+    """Loading the service (what every BentoML worker does before building its app) puts ours
+    in BentoML's place; TEXTOPS_TIMEOUT_MIDDLEWARE=bentoml is the only way back."""
+    import textops.serving.app  # noqa: F401
+
+    assert not bentoml_timeout_middleware()
+    assert traffic.TimeoutMiddleware is ReleasingTimeoutMiddleware
