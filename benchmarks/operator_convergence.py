@@ -62,10 +62,10 @@ from mlflow.tracking import MlflowClient
 import textops
 from textops.devcluster import Cluster, find, start_cluster
 from textops.devservers.ports import LOOPBACK, free_port
-from textops.devservers.procs import ManagedProcess, start_process, wait_until
 from textops.operator.builders import build_deployment, build_service
 from textops.operator.config import load_config
 from textops.operator.spec import GROUP, PLURAL, VERSION, ModelDeployment
+from textops.processes import ManagedProcess, start_process, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "manifests" / "crd" / "modeldeployments.textops.io.yaml"

@@ -4,9 +4,20 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TypeVar
 
 import pytest
+import sqlalchemy as sa
 
+from textops.labelling.predictions import (
+    FeedbackConflict,
+    PredictionLog,
+    ServedPrediction,
+    UnknownPrediction,
+)
+from textops.labelling.schema import MIGRATIONS, now, open_engine, schema_version
 from textops.labelling.store import (
     LABELLED,
     SKIPPED,
@@ -14,6 +25,8 @@ from textops.labelling.store import (
     LabelStore,
     UnknownSampleError,
 )
+
+T = TypeVar("T")
 
 
 def sample(i: int, score: float = 0.5, text: str | None = None) -> CapturedSample:
@@ -83,7 +96,7 @@ def check_reopening_keeps_data_and_schema(url: str) -> None:
     store.add_samples([sample(7)])
     store.submit_label("p-7", "positive", "carol")
     reopened = LabelStore(url)  # migrations already applied: a no-op
-    assert reopened.migrate() == 1
+    assert reopened.migrate() == len(MIGRATIONS)
     assert reopened.stats()["labels"] == 1
 
 
@@ -134,3 +147,95 @@ def check_replicas_capturing_the_same_ids_store_each_once(url: str) -> None:
     assert sum(added) == len(ids)
     stored = {q.id for q in replicas[1].queue(limit=500)}
     assert stored == {f"p-{i}" for i in [300, *ids]}
+
+
+def check_upgrade_from_the_first_schema_keeps_data(url: str) -> None:
+    """A database made by the first release (migration 1 only) gains the prediction log."""
+    engine = open_engine(url)
+    with engine.begin() as conn:
+        for table in MIGRATIONS[0]:
+            table.create(conn, checkfirst=True)
+        conn.execute(schema_version.insert().values(version=1, applied_at=now()))
+    engine.dispose()
+    store = LabelStore(url)
+    store.add_samples([sample(9)])
+    with store.engine.connect() as conn:
+        versions = sorted(conn.execute(sa.select(schema_version.c.version)).scalars())
+    assert versions == list(range(1, len(MIGRATIONS) + 1))
+    log = PredictionLog(store.engine)
+    assert log.record([served("u-1")]) == 1
+    assert store.stats()["queued"] == 1
+
+
+def served(prediction_id: str, label: str = "positive") -> ServedPrediction:
+    return ServedPrediction(
+        prediction_id, "情感分类", "3", "房间还行👍", label, {"positive": 0.6, "negative": 0.4}
+    )
+
+
+def check_feedback_is_claimed_once(store: LabelStore) -> None:
+    log = PredictionLog(store.engine)
+    assert log.record([served("a-1"), served("a-2"), served("a-3")]) == 3
+    assert log.record([served("a-3"), served("a-4")]) == 1  # a retried batch: one new row
+    first = log.claim("a-1", None, "negative")
+    assert first.first and not first.verdict.correct and first.verdict.truth == "negative"
+    assert first.prediction.text == "房间还行👍" and first.prediction.model_version == "3"
+    again = log.claim("a-1", None, "negative")
+    assert not again.first and again.verdict == first.verdict  # a repeat: same answer
+    with pytest.raises(FeedbackConflict):
+        log.claim("a-1", True, None)  # different feedback is refused, not counted
+    accepted = log.claim("a-2", True, None)
+    assert accepted.verdict.correct and accepted.verdict.truth == "positive"
+    assert log.claim("a-2", None, "positive").first is False  # the same verdict in words
+    with pytest.raises(UnknownPrediction):
+        log.claim("nope", True, None)
+    # feedback outran the writer: the replica's own copy goes in first
+    late = log.claim("a-9", False, None, known=served("a-9"))
+    assert late.first and late.verdict.truth is None
+    assert log.record([served("a-9")]) == 0  # the writer's batch arrives afterwards
+    assert log.find("a-9") is not None
+
+
+def together(work: Callable[[], T], times: int, timeout: float = 120.0) -> list[T]:
+    """Run ``work`` in ``times`` threads released at the same moment; their results, or the
+    first error any of them raised."""
+    barrier = threading.Barrier(times)
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            barrier.wait(timeout)
+            results.append(work())
+        except BaseException as exc:  # re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(times)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    if errors:
+        raise AssertionError([repr(e) for e in errors]) from errors[0]
+    assert len(results) == times, "a thread did not finish in time"
+    return results
+
+
+def check_replicas_claiming_the_same_prediction_count_it_once(store: LabelStore) -> None:
+    PredictionLog(store.engine).record([served("c-1")])
+    outcomes = together(lambda: PredictionLog(store.engine).claim("c-1", True, None).first, 6)
+    assert sorted(outcomes) == [False] * 5 + [True]
+
+
+def check_old_predictions_are_pruned(store: LabelStore) -> None:
+    log = PredictionLog(store.engine)
+    log.record([served("o-1"), served("o-2")])
+    assert log.prune(now() - timedelta(hours=1)) == 0
+    assert log.prune(now() + timedelta(seconds=2)) == 2
+    assert log.find("o-1") is None
+
+
+def check_replicas_opening_a_fresh_database_together_all_start(url: str) -> None:
+    """Pods of a new installation start at once: every one migrates or finds it done."""
+    opened = together(lambda: LabelStore(url), 4)
+    assert opened[0].stats()["queued"] == 0

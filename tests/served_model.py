@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tests.synthetic import make_rows, write_jsonl
 from textops.devservers.ports import LOOPBACK, free_port
-from textops.devservers.procs import (
+from textops.processes import (
     ManagedProcess,
     descendant_pids,
     pid_alive,
@@ -78,16 +78,8 @@ def http_status(url: str) -> int:
         return 0
 
 
-@contextmanager
-def serve_champion(
-    base: Path, name: str, train_args: Sequence[str] = (), **env: str
-) -> Iterator[tuple[str, ManagedProcess]]:
-    """Train, promote and serve the synthetic model under ``base/home``; yields (URL, process).
-
-    ``train_args`` are added to ``textops train`` (say, an encoder folder); ``env`` is the
-    service's own settings. On exit the server and every BentoML worker (they run in process
-    groups of their own) are gone.
-    """
+def prepare_champion(base: Path, train_args: Sequence[str] = ()) -> Path:
+    """Snapshot, train and promote the synthetic model under ``base/home``; returns the home."""
     home = base / "home"
     rows = write_jsonl(base / "rows.jsonl", make_rows(n_per_class=200, classes=3))
     for argv in (
@@ -97,11 +89,33 @@ def serve_champion(
     ):
         done = run_cli(home, *argv)
         assert done.returncode == 0, done.stderr
+    return home
+
+
+@contextmanager
+def serve_champion(
+    base: Path, name: str, train_args: Sequence[str] = (), **env: str
+) -> Iterator[tuple[str, ManagedProcess]]:
+    """Train, promote and serve the synthetic model under ``base/home``; yields (URL, process).
+
+    ``train_args`` are added to ``textops train`` (say, an encoder folder); ``env`` is the
+    service's own settings.
+    """
+    home = prepare_champion(base, train_args)
+    with serving(base, home, name, **env) as served:
+        yield served
+
+
+@contextmanager
+def serving(base: Path, home: Path, name: str, **env: str) -> Iterator[tuple[str, ManagedProcess]]:
+    """``textops serve`` of ``@champion`` from ``home`` until the block ends; yields (URL,
+    process). On exit the server and every BentoML worker (they run in process groups of
+    their own) are gone."""
     port = free_port()
     proc = start_process(
         name,
         [sys.executable, "-m", "textops", "serve", f"models:/{MODEL}@champion", f"--port={port}"],
-        base / "serve.log",
+        base / f"{name}.log",
         env=clean_env(home, **env),
         cwd=base,
         die_with_parent=True,

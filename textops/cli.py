@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from textops.contracts import Env
 from textops.demo.scenario import DemoSize
 from textops.errors import InvalidDataError, TextopsError
 from textops.settings import Settings, load_settings
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-depth", type=int, help="XGBoost depth (default 4)")
     tr.add_argument(
         "--embeddings-dir",
-        default=os.environ.get("TEXTOPS_EMBEDDINGS_DIR"),
+        default=os.environ.get(Env.EMBEDDINGS_DIR),
         help="local transformer folder whose embeddings are added to the features "
         "(default $TEXTOPS_EMBEDDINGS_DIR; never downloaded)",
     )

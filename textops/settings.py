@@ -22,6 +22,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from textops.contracts import Env
+
 DEFAULT_MODEL_NAME = "reviews-sentiment"
 DEFAULT_EXPERIMENT = "textops"
 
@@ -51,17 +53,17 @@ class Settings:
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Resolve settings from ``env`` (default: the process environment)."""
     e = dict(os.environ if env is None else env)
-    home = Path(e.get("TEXTOPS_HOME", ".textops")).expanduser().resolve()
+    home = Path(e.get(Env.HOME, ".textops")).expanduser().resolve()
     return Settings(
         home=home,
-        data_uri=e.get("TEXTOPS_DATA_URI") or str(home / "datasets"),
-        s3_endpoint=e.get("TEXTOPS_S3_ENDPOINT") or e.get("MLFLOW_S3_ENDPOINT_URL") or None,
+        data_uri=e.get(Env.DATA_URI) or str(home / "datasets"),
+        s3_endpoint=e.get(Env.S3_ENDPOINT) or e.get(Env.MLFLOW_S3_ENDPOINT_URL) or None,
         s3_access_key=e.get("AWS_ACCESS_KEY_ID") or None,
         s3_secret_key=e.get("AWS_SECRET_ACCESS_KEY") or None,
-        label_db=e.get("TEXTOPS_LABEL_DB") or f"sqlite:///{home / 'labels.db'}",
-        tracking_uri=e.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
-        artifact_root=Path(e.get("TEXTOPS_ARTIFACTS") or home / "mlartifacts"),
-        model_name=e.get("TEXTOPS_MODEL_NAME") or DEFAULT_MODEL_NAME,
-        experiment=e.get("TEXTOPS_EXPERIMENT") or DEFAULT_EXPERIMENT,
-        image_tag=e.get("TEXTOPS_IMAGE_TAG") or None,
+        label_db=e.get(Env.LABEL_DB) or f"sqlite:///{home / 'labels.db'}",
+        tracking_uri=e.get(Env.MLFLOW_TRACKING_URI) or f"sqlite:///{home / 'mlflow.db'}",
+        artifact_root=Path(e.get(Env.ARTIFACTS) or home / "mlartifacts"),
+        model_name=e.get(Env.MODEL_NAME) or DEFAULT_MODEL_NAME,
+        experiment=e.get(Env.EXPERIMENT) or DEFAULT_EXPERIMENT,
+        image_tag=e.get(Env.IMAGE_TAG) or None,
     )

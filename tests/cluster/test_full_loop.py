@@ -50,9 +50,10 @@ from tests.cluster.stack import Stack, delete_when_done, instant_query
 from tests.plugins.cluster import port_forward, wait_until
 from tests.rules.panels import E2E_ROUTE, dashboards, resolved_values, substitute, targets
 from tests.served_model import clean_env, http_status
+from textops.contracts import Annotation
 from textops.data.sources import builtin_corpus, news_sentences
 from textops.devcluster.node_config import NODE_NAME
-from textops.operator.spec import GROUP, PLURAL, RETRAIN_ANNOTATION, VERSION
+from textops.operator.spec import GROUP, PLURAL, VERSION
 from textops.registry.lineage import code_hash
 from textops.serving.config import ServingConfig
 
@@ -510,7 +511,7 @@ def _story(
         k8s.ns,
         PLURAL,
         NAME,
-        {"metadata": {"annotations": {RETRAIN_ANNOTATION: "no-new-data"}}},
+        {"metadata": {"annotations": {Annotation.RETRAIN: "no-new-data"}}},
     )
     jobs = wait_until("a second Job", lambda: k8s.jobs() if len(k8s.jobs()) == 2 else None)
     [job2] = [j for j in jobs if j["metadata"]["name"] != job1_name]

@@ -43,12 +43,13 @@ from mlflow.tracking import MlflowClient
 from tests.cluster import operator_access
 from tests.cluster.operator_access import SA_NAME, SA_NAMESPACE, apply_crd
 from tests.plugins.cluster import wait_until
+from textops.contracts import Annotation
 from textops.devcluster import Cluster
-from textops.devservers.procs import ManagedProcess, start_process
-from textops.devservers.procs import wait_until as wait_for_process
 from textops.devservers.prometheus import PrometheusServer, start_prometheus
 from textops.operator.policy import trigger_id
-from textops.operator.spec import GROUP, PLURAL, RETRAIN_ANNOTATION, VERSION, format_time
+from textops.operator.spec import GROUP, PLURAL, VERSION, format_time
+from textops.processes import ManagedProcess, start_process
+from textops.processes import wait_until as wait_for_process
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
@@ -726,7 +727,7 @@ def test_manual_retraining_records_the_candidate_and_rolls_out_the_promotion(
         k8s.ns,
         PLURAL,
         "manual",
-        {"metadata": {"annotations": {RETRAIN_ANNOTATION: "r1"}}},
+        {"metadata": {"annotations": {Annotation.RETRAIN: "r1"}}},
     )
     # The trigger id of a manual request is a function of the resource uid and the annotation.
     tid = trigger_id(created["metadata"]["uid"], "manual", "r1")
@@ -885,7 +886,7 @@ def test_failed_retraining_job_is_reported_promotes_nothing_and_backs_off(
             k8s.ns,
             PLURAL,
             "failing",
-            {"metadata": {"annotations": {RETRAIN_ANNOTATION: "r1"}}},
+            {"metadata": {"annotations": {Annotation.RETRAIN: "r1"}}},
         )
         job = wait_until("the manual Job", lambda: k8s.jobs(), timeout=60)[0]
         assert job.spec.template.spec.containers[0].image == FAILING_IMAGE

@@ -52,11 +52,11 @@ from tests.rules.panels import (
 from tests.served_model import serve_champion
 from tests.synthetic import make_rows
 from textops.data.sources import news_sentences
-from textops.devservers.procs import (
+from textops.devservers.prometheus import PrometheusServer, start_prometheus
+from textops.processes import (
     StartupError,
     wait_until,
 )
-from textops.devservers.prometheus import PrometheusServer, start_prometheus
 
 pytestmark = pytest.mark.integration
 

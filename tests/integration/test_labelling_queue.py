@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.served_model import call, serve_champion
-from textops.devservers.procs import (
-    ManagedProcess,
-)
 from textops.labelling.ranking import PARTS
 from textops.labelling.store import CapturedSample, LabelStore
+from textops.processes import (
+    ManagedProcess,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -26,12 +26,12 @@ from tests.synthetic import make_rows
 from textops.data.sources import news_sentences
 from textops.devservers.chromium import start_chromium
 from textops.devservers.ports import free_port
-from textops.devservers.procs import (
+from textops.devservers.prometheus import start_prometheus
+from textops.labelling.store import CapturedSample, LabelStore
+from textops.processes import (
     ManagedProcess,
     wait_until,
 )
-from textops.devservers.prometheus import start_prometheus
-from textops.labelling.store import CapturedSample, LabelStore
 
 pytestmark = pytest.mark.integration
 
@@ -102,6 +102,10 @@ def test_predict_then_feedback(served: Served) -> None:
     assert summary["count"] >= 2 and 0 < summary["accuracy"] < 1
     assert summary["business_value"] >= 2.5
 
+    # the same feedback again is answered again and counted once; a different one is refused
+    status, again = call(f"{served.url}/feedback", {"id": first["id"], "accepted": True})
+    assert status == 200 and again["recorded"] is False and again["correct"] is True
+    assert again["summary"]["count"] == summary["count"]
     status, again = call(f"{served.url}/feedback", {"id": first["id"], "accepted": False})
     assert (status, again["reason"]) == (409, "duplicate_feedback")
 
@@ -162,7 +166,7 @@ def test_bad_feedback_is_a_clear_4xx(served: Served) -> None:
     assert status == 200
     known = body["predictions"][0]["id"]
     status, answer = call(f"{served.url}/feedback", {"id": "0" * 32, "accepted": True})
-    assert status == 404 and "no recent prediction has id" in answer["error"]
+    assert status == 404 and "no prediction has id" in answer["error"]
     status, answer = call(f"{served.url}/feedback", {"id": known, "label": "手机"})
     assert status == 422 and "unknown label '手机'" in answer["error"]
     status, answer = call(f"{served.url}/feedback", b"{", "application/json")

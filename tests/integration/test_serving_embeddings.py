@@ -17,7 +17,7 @@ import pytest
 from tests.served_model import MODEL, call, serve_champion
 from tests.synthetic import make_rows
 from textops.data.sources import news_sentences
-from textops.devservers.procs import wait_until
+from textops.processes import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -35,7 +35,7 @@ from textops.devservers import (
     start_mlflow,
     start_s3,
 )
-from textops.devservers.procs import ManagedProcess, log_tail
+from textops.processes import ManagedProcess, log_tail
 
 SERVER_FIXTURES = ("mariadb", "s3_server", "mlflow_server")
 _started = pytest.StashKey[dict[str, ManagedProcess]]()

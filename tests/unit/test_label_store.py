@@ -8,9 +8,14 @@ import pytest
 
 from tests.label_store_cases import (
     check_concurrent_submissions_do_not_duplicate,
+    check_feedback_is_claimed_once,
+    check_old_predictions_are_pruned,
     check_queue_label_skip_and_conflicts,
     check_reopening_keeps_data_and_schema,
     check_replicas_capturing_the_same_ids_store_each_once,
+    check_replicas_claiming_the_same_prediction_count_it_once,
+    check_replicas_opening_a_fresh_database_together_all_start,
+    check_upgrade_from_the_first_schema_keeps_data,
 )
 from textops.errors import TextopsError
 from textops.labelling.store import LabelStore
@@ -26,6 +31,24 @@ def test_reopening_keeps_data_and_schema(tmp_path: Path) -> None:
 
 def test_concurrent_submissions_do_not_duplicate(tmp_path: Path) -> None:
     check_concurrent_submissions_do_not_duplicate(LabelStore(f"sqlite:///{tmp_path}/l.db"))
+
+
+def test_upgrade_from_the_first_schema_keeps_data(tmp_path: Path) -> None:
+    check_upgrade_from_the_first_schema_keeps_data(f"sqlite:///{tmp_path}/old.db")
+
+
+def test_feedback_is_claimed_once(tmp_path: Path) -> None:
+    check_feedback_is_claimed_once(LabelStore(f"sqlite:///{tmp_path}/f.db"))
+
+
+def test_replicas_claiming_the_same_prediction_count_it_once(tmp_path: Path) -> None:
+    check_replicas_claiming_the_same_prediction_count_it_once(
+        LabelStore(f"sqlite:///{tmp_path}/c.db")
+    )
+
+
+def test_old_predictions_are_pruned(tmp_path: Path) -> None:
+    check_old_predictions_are_pruned(LabelStore(f"sqlite:///{tmp_path}/o.db"))
 
 
 def test_unreachable_database_is_a_clear_error() -> None:
@@ -57,3 +80,7 @@ def test_a_transaction_aborted_by_a_lock_conflict_is_retried(tmp_path: Path) -> 
 
 def test_replicas_capturing_the_same_ids_store_each_once(tmp_path: Path) -> None:
     check_replicas_capturing_the_same_ids_store_each_once(f"sqlite:///{tmp_path}/r.db")
+
+
+def test_replicas_opening_a_fresh_database_together_all_start(tmp_path: Path) -> None:
+    check_replicas_opening_a_fresh_database_together_all_start(f"sqlite:///{tmp_path}/n.db")

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from textops.contracts import Metric
 from textops.errors import TextopsError
 
 
@@ -95,15 +96,15 @@ class ServiceClient:
         values = {
             name: value
             for (name, labels), value in self.metrics().items()
-            if name.startswith("textops_") and ("statistic", "overall") in labels
+            if (Metric.STATISTIC, Metric.OVERALL) in labels
         }
         try:
             return DriftReading(
-                feature=values["textops_feature_drift_statistic"],
-                feature_threshold=values["textops_feature_drift_threshold"],
-                prediction=values["textops_prediction_drift_statistic"],
-                prediction_threshold=values["textops_prediction_drift_threshold"],
-                samples=int(values["textops_feature_drift_window_samples"]),
+                feature=values[Metric.drift("feature", "statistic")],
+                feature_threshold=values[Metric.drift("feature", "threshold")],
+                prediction=values[Metric.drift("prediction", "statistic")],
+                prediction_threshold=values[Metric.drift("prediction", "threshold")],
+                samples=int(values[Metric.drift("feature", "window_samples")]),
             )
         except KeyError:
             return None

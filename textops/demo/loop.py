@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
+from textops.contracts import Alias, Env
 from textops.data.snapshot import take_snapshot
 from textops.data.sources import builtin_corpus
 from textops.data.validation import validate_records
@@ -57,20 +58,20 @@ def run_demo(
     started = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_dir = settings.home / "demo" / stamp
-    run = load_settings({**os.environ, "TEXTOPS_HOME": str(run_dir)})
+    run = load_settings({**os.environ, Env.HOME: str(run_dir)})
     progress = Progress(total=STAGES + 8)  # training adds its own stages twice
     progress.say(f"demo folder: {run_dir}")
     token = secrets.token_urlsafe(16)
     serving_env = {
-        "TEXTOPS_HOME": str(run.home),
-        "MLFLOW_TRACKING_URI": run.tracking_uri,
-        "TEXTOPS_LABEL_DB": run.label_db,
-        "TEXTOPS_DATA_URI": run.data_uri,
-        "TEXTOPS_ARTIFACTS": str(run.artifact_root),
-        "TEXTOPS_LABEL_TOKEN": token,
-        "TEXTOPS_DRIFT_WINDOW": str(DRIFT_WINDOW),
-        "TEXTOPS_DRIFT_INTERVAL_S": str(DRIFT_INTERVAL_S),
-        "TEXTOPS_DRIFT_SAMPLES_PER_S": "0",  # every text: the demo replays faster than real time
+        Env.HOME: str(run.home),
+        Env.MLFLOW_TRACKING_URI: run.tracking_uri,
+        Env.LABEL_DB: run.label_db,
+        Env.DATA_URI: run.data_uri,
+        Env.ARTIFACTS: str(run.artifact_root),
+        Env.LABEL_TOKEN: token,
+        Env.DRIFT_WINDOW: str(DRIFT_WINDOW),
+        Env.DRIFT_INTERVAL_S: str(DRIFT_INTERVAL_S),
+        Env.DRIFT_SAMPLES_PER_S: "0",  # every text: the demo replays faster than real time
     }
 
     with progress.stage("snapshot the first training set (books + computers)"):
@@ -99,7 +100,7 @@ def run_demo(
     shifted = Phase("shifted", "", texts_shifted)
     with ExitStack() as stack:
         with progress.stage("serve the champion (bentoml serve)"):
-            v1_uri = resolve(run, f"models:/{run.model_name}@champion").uri
+            v1_uri = resolve(run, f"models:/{run.model_name}@{Alias.CHAMPION}").uri
             url = stack.enter_context(
                 running_service(v1_uri, serving_env, run_dir / "logs" / "serve-v1.log")
             )
@@ -126,7 +127,7 @@ def run_demo(
 
     after = Phase("after retraining", "", texts_after)
     with progress.stage("serve the new champion and replay the shifted traffic"):
-        v2_uri = resolve(run, f"models:/{run.model_name}@champion").uri
+        v2_uri = resolve(run, f"models:/{run.model_name}@{Alias.CHAMPION}").uri
         with running_service(v2_uri, serving_env, run_dir / "logs" / "serve-v2.log") as url2:
             client = ServiceClient(url2, label_token=token)
             try:

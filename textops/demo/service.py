@@ -12,9 +12,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from textops.contracts import Env
 from textops.devservers.ports import free_port
 from textops.errors import TextopsError
-from textops.serving.config import MODEL_URI_ENV
 from textops.serving.launcher import bentoml_argv, wait_ready
 
 
@@ -27,7 +27,7 @@ def running_service(model_uri: str, env: Mapping[str, str], log_path: Path) -> I
     with log_path.open("ab") as log:
         child = subprocess.Popen(
             bentoml_argv("127.0.0.1", port),
-            env={**os.environ, **env, MODEL_URI_ENV: model_uri, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **env, Env.MODEL_URI: model_uri, "PYTHONUNBUFFERED": "1"},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from textops.processes import log_tail
+
 from .cluster import (
     ClusterStartError,
     ClusterStopError,
@@ -23,7 +25,6 @@ from .cluster import (
     status,
     stop_cluster,
 )
-from .processes import tail
 from .tools import ToolsMissing, find
 
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "logs":
         for log in sorted((workdir / "logs").glob("*.log")):
-            print(f"===== {log} =====\n{tail(log)}")
+            print(f"===== {log} =====\n{log_tail(log)}")
         return 0
     # env: lines to eval in a shell
     print(f"export KUBECONFIG={workdir / 'kubeconfig'}")

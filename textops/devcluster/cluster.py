@@ -18,6 +18,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import ssl
 import sys
 import urllib.error
@@ -28,13 +29,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from textops.devservers.ports import free_ports
+from textops.processes import ManagedProcess, log_tail, start_process, wait_until
+
 from . import node as node_mod
-from . import node_config, processes
+from . import node_config
 from . import pki as pki_mod
 from . import tools as tools_mod
 from .node_config import NodePaths
 from .pause import ensure_pause_tar
-from .processes import Daemon, ProcInfo
 
 STATE_FILE = "state.json"
 STAGES_DIR = Path(__file__).with_name("stages")
@@ -175,7 +178,7 @@ class Cluster:
     server: str
     kubeconfig: Path
     tools: tools_mod.Tools
-    daemons: list[Daemon] = field(default_factory=list)
+    daemons: list[ManagedProcess] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
     real_node: bool = False
 
@@ -189,7 +192,7 @@ class Cluster:
 
     def logs(self, max_bytes: int = 8000) -> dict[str, str]:
         """The end of every component's log, by component name."""
-        return {d.name: processes.tail(Path(d.info.log), max_bytes) for d in self.daemons}
+        return {d.name: log_tail(d.log_path, max_bytes=max_bytes) for d in self.daemons}
 
     def logs_text(self, max_bytes: int = 8000) -> str:
         parts = [
@@ -221,7 +224,7 @@ class Cluster:
             "kubeconfig": str(self.kubeconfig),
             "nodes": self.nodes,
             "real_node": self.real_node,
-            "processes": [d.info.to_dict() for d in self.daemons],
+            "processes": [d.to_dict() for d in self.daemons],
         }
         tmp = self.workdir / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(state, indent=2))
@@ -457,7 +460,7 @@ def _start_once(
         "proxy-metrics",
         "dns-health",
     )
-    ports = dict(zip(names, processes.free_ports(len(names)), strict=True))
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     server = f"https://{address}:{ports['apiserver']}"
     ca_pem = pki.ca_cert.read_bytes()
     kubeconfig = workdir / "kubeconfig"
@@ -504,41 +507,39 @@ def _start_once(
         )
         argv.update(node_mod.argv(paths, tools, kubeconfigs, sys.executable))
 
-    def launch(name: str, daemon_env: dict[str, str] | None = None) -> Daemon:
-        daemon = processes.start(
+    def launch(name: str, daemon_env: dict[str, str] | None = None) -> ManagedProcess:
+        daemon = start_process(
             name,
             argv[name],
             cluster.log_dir / f"{name}.log",
             env=daemon_env or env,
             cwd=workdir,
             die_with_parent=die_with_parent,
+            # a daemon must not outlive a killed test run by a graceful shutdown of its own
+            death_signal=signal.SIGKILL,
         )
         cluster.daemons.append(daemon)
         cluster.save_state()
         return daemon
 
-    def all_alive() -> None:
-        for d in cluster.daemons:
-            d.check_alive()
-
     try:
         etcd = launch("etcd")
-        processes.wait_for(
-            "etcd /health",
+        wait_until(
             lambda: (
                 json.loads(_read(f"http://127.0.0.1:{ports['etcd']}/health")).get("health")
                 == "true"
             ),
-            timeout,
-            alive=etcd.check_alive,
+            timeout=timeout,
+            what="waiting for etcd /health",
+            proc=etcd,
         )
 
         apiserver = launch("kube-apiserver")
-        processes.wait_for(
-            "kube-apiserver /readyz",
+        wait_until(
             lambda: api.request("GET", "/readyz", timeout=5)[0] == 200,
-            timeout,
-            alive=apiserver.check_alive,
+            timeout=timeout,
+            what="waiting for kube-apiserver /readyz",
+            proc=apiserver,
         )
 
         launch("kube-controller-manager")
@@ -550,18 +551,18 @@ def _start_once(
             ("kube-controller-manager", ports["controller-manager"]),
             ("kube-scheduler", ports["scheduler"]),
         ):
-            processes.wait_for(
-                f"{name} /healthz",
+            wait_until(
                 partial(_https_ok, f"https://127.0.0.1:{port}/healthz"),
-                timeout,
-                alive=all_alive,
+                timeout=timeout,
+                what=f"waiting for {name} /healthz",
+                proc=cluster.daemons,
             )
         if nodes:
-            processes.wait_for(
-                "kwok /healthz",
+            wait_until(
                 lambda: _http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz"),
-                timeout,
-                alive=all_alive,
+                timeout=timeout,
+                what="waiting for kwok /healthz",
+                proc=cluster.daemons,
             )
 
         for i in range(nodes):
@@ -572,17 +573,20 @@ def _start_once(
             cluster.nodes.append(name)
         cluster.save_state()
         if real_node is not None:
-            _start_node(cluster, real_node, launch, all_alive, ports, timeout)
+            _start_node(cluster, real_node, launch, ports, timeout)
         for name in cluster.nodes:
-            processes.wait_for(
-                f"node {name} Ready", partial(_node_ready, api, name), timeout, alive=all_alive
+            wait_until(
+                partial(_node_ready, api, name),
+                timeout=timeout,
+                what=f"waiting for node {name} Ready",
+                proc=cluster.daemons,
             )
         # Token and ServiceAccount controllers are working once `default` exists.
-        processes.wait_for(
-            "ServiceAccount default/default",
+        wait_until(
             lambda: api.get_json("/api/v1/namespaces/default/serviceaccounts/default"),
-            timeout,
-            alive=all_alive,
+            timeout=timeout,
+            what="waiting for ServiceAccount default/default",
+            proc=cluster.daemons,
         )
     except BaseException as exc:
         logs = cluster.logs_text()
@@ -596,15 +600,14 @@ def _start_once(
 def _start_node(
     cluster: Cluster,
     real_node: RealNode,
-    launch: Callable[..., Daemon],
-    all_alive: Callable[[], None],
+    launch: Callable[..., ManagedProcess],
     ports: dict[str, int],
     timeout: float,
 ) -> None:
     """containerd (with the images), kubelet, kube-proxy, CoreDNS, the provisioner."""
     tools, paths = cluster.tools, cluster.node_paths
     launch("containerd", node_mod.daemon_env(tools))
-    node_mod.wait_containerd(paths, tools, timeout, all_alive)
+    node_mod.wait_containerd(paths, tools, timeout, cluster.daemons)
     node_mod.remove_stale_containers(paths, tools)
     node_mod.import_tar(paths, tools, ensure_pause_tar(tools_mod.cache_root() / "pause"))
     node_mod.import_from_docker(paths, tools, real_node.images, keep_only="docker.io/textops/")
@@ -614,17 +617,17 @@ def _start_node(
     launch("provisioner")
     cluster.nodes.append(node_config.NODE_NAME)
     cluster.save_state()
-    processes.wait_for(
-        "kube-proxy /healthz",
+    wait_until(
         partial(_http_ok, f"http://127.0.0.1:{ports['proxy-healthz']}/healthz"),
-        timeout,
-        alive=all_alive,
+        timeout=timeout,
+        what="waiting for kube-proxy /healthz",
+        proc=cluster.daemons,
     )
-    processes.wait_for(
-        "CoreDNS /health",
+    wait_until(
         partial(_http_ok, f"http://127.0.0.1:{ports['dns-health']}/health"),
-        timeout,
-        alive=all_alive,
+        timeout=timeout,
+        what="waiting for CoreDNS /health",
+        proc=cluster.daemons,
     )
 
 
@@ -645,8 +648,9 @@ def load_state(workdir: Path) -> dict[str, Any] | None:
     return state
 
 
-def _infos(state: dict[str, Any]) -> list[ProcInfo]:
-    return [ProcInfo(**p) for p in state.get("processes", [])]
+def recorded_processes(state: dict[str, Any]) -> list[ManagedProcess]:
+    """The daemons a state file records, also one written before `textops.processes`."""
+    return [ManagedProcess.from_dict(p) for p in state.get("processes", [])]
 
 
 def stop_cluster(workdir: Path) -> list[str]:
@@ -655,9 +659,9 @@ def stop_cluster(workdir: Path) -> list[str]:
     stopped: list[str] = []
     if state is None:
         return stopped
-    for info in reversed(_infos(state)):
-        if processes.stop_group(info):
-            stopped.append(info.name)
+    for proc in reversed(recorded_processes(state)):
+        if proc.stop():
+            stopped.append(proc.name)
     if state.get("real_node"):
         left = node_mod.teardown(node_paths(workdir), tools_mod.find())
         if left:
@@ -671,7 +675,7 @@ def status(workdir: Path) -> dict[str, Any]:
     state = load_state(workdir)
     if state is None:
         return {"running": False, "processes": {}}
-    procs = {info.name: info.running() for info in _infos(state)}
+    procs = {proc.name: proc.alive() for proc in recorded_processes(state)}
     return {
         "running": bool(procs) and all(procs.values()),
         "server": state.get("server"),

@@ -3,7 +3,7 @@ volume provisioner, started beside the control plane, and taken down without lef
 
 One job: the node's I/O. What the files say is decided in `node_config.py`; this module makes
 the node's network (a bridge with the node address, never the machine's interface), writes
-the files, starts the daemons through `processes`, imports the images (no registry can be
+the files, starts the daemons through `textops.processes`, imports the images (no registry can be
 reached), and on the way down stops every container, unmounts, and removes the devices,
 iptables chains, cgroups and runtime files the node made. `leftovers()` says what remains,
 so `make cluster-down` and the test session can prove that nothing does.
@@ -22,12 +22,13 @@ import signal
 import subprocess
 import tarfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from textops.processes import ManagedProcess, wait_until
 
 from . import node_config
 from .node_config import CNI_BRIDGE, NODE_BRIDGE, NODE_IP, NodePaths
-from .processes import wait_for
 from .tools import Tools
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -502,6 +503,12 @@ def teardown(paths: NodePaths, tools: Tools) -> list[str]:
 
 
 def wait_containerd(
-    paths: NodePaths, tools: Tools, timeout: float, alive: Callable[[], None]
+    paths: NodePaths, tools: Tools, timeout: float, daemons: Iterable[ManagedProcess]
 ) -> None:
-    wait_for("containerd", lambda: containerd_ready(paths, tools), timeout, alive=alive)
+    """Wait until containerd answers; fail at once, with its log tail, if a daemon exits."""
+    wait_until(
+        lambda: containerd_ready(paths, tools),
+        timeout=timeout,
+        what="waiting for containerd",
+        proc=daemons,
+    )

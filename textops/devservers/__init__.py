@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from textops.devservers.mariadb import LABELS_DB, MLFLOW_DB, MariaDBServer, start_mariadb
 from textops.devservers.mlflow_server import MlflowServer, start_mlflow
-from textops.devservers.procs import MissingBinaryError, StartupError
 from textops.devservers.s3 import DATASETS_BUCKET, MLFLOW_BUCKET, S3Server, start_s3
+from textops.processes import MissingBinaryError, StartupError
 
 DATA_URI = f"s3://{DATASETS_BUCKET}/reviews"
 

@@ -24,14 +24,14 @@ from typing import Any
 from urllib.parse import quote
 
 from textops.devservers.ports import LOOPBACK, free_port
-from textops.devservers.procs import (
+from textops.devservers.tools import find_binary
+from textops.processes import (
     ManagedProcess,
     StartupError,
     log_tail,
     start_process,
     wait_until,
 )
-from textops.devservers.tools import find_binary
 
 DEFAULT_USER = "textops"
 DEFAULT_PASSWORD = "textops-dev"
@@ -208,7 +208,7 @@ def start_mariadb(
 
     Creates `user`/`password` (for 127.0.0.1 and localhost) and `databases`, all utf8mb4.
     The log is `base_dir/mariadb.log`.  An existing datadir is reused, so data survives a
-    stop/start cycle.  `die_with_parent`: see `procs.start_process`.
+    stop/start cycle.  `die_with_parent`: see `textops.processes.start_process`.
     """
     mariadbd = find_binary("mariadbd", hint=INSTALL_HINT)
     base_dir.mkdir(parents=True, exist_ok=True)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from textops.devservers.ports import LOOPBACK, free_port
-from textops.devservers.procs import ManagedProcess, start_process, wait_until
 from textops.devservers.s3 import MLFLOW_BUCKET, S3Server
+from textops.processes import ManagedProcess, start_process, wait_until
 
 # Environment for MLflow clients (tests, CLI runs): fail fast instead of retrying for minutes.
 CLIENT_RETRY_ENV = {
@@ -109,7 +109,7 @@ def start_mlflow(
     tens of seconds; `timeout` covers that.  The log is `base_dir/mlflow.log`.
     `allowed_hosts` is passed to `--allowed-hosts` (MLflow's default admits localhost,
     127.0.0.1 and private addresses); set it when clients reach the server by another name.
-    `die_with_parent`: see `procs.start_process`.
+    `die_with_parent`: see `textops.processes.start_process`.
     """
     base_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()

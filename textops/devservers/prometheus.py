@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from textops.devservers.ports import LOOPBACK, free_port
-from textops.devservers.procs import ManagedProcess, start_process, wait_until
 from textops.devservers.tools import find_binary
+from textops.processes import ManagedProcess, start_process, wait_until
 
 HINT = "install Debian's prometheus package (make system-deps)"
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textops.devservers.ports import LOOPBACK, free_port
-from textops.devservers.procs import ManagedProcess, start_process, wait_until
 from textops.devservers.tools import find_binary
+from textops.processes import ManagedProcess, start_process, wait_until
 
 if TYPE_CHECKING:
     from minio import Minio
@@ -138,7 +138,7 @@ def start_s3(
 
     Ready means: the health endpoint answers and a signed ListBuckets succeeds.  The log is
     `base_dir/s3.log`; objects persist in `base_dir/data` across restarts.
-    `die_with_parent`: see `procs.start_process`.
+    `die_with_parent`: see `textops.processes.start_process`.
     """
     binary = versitygw_binary()
     root_dir = base_dir / "data"

@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from textops.devservers.procs import MissingBinaryError
+from textops.processes import MissingBinaryError
 
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 

@@ -27,13 +27,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from textops.contracts import Env
 from textops.errors import TextopsError
 from textops.labelling.ranking import RankingConfig, RankingWeights
 
-WEIGHTS_ENV = "TEXTOPS_LABEL_WEIGHTS"
-CLASS_VALUE_ENV = "TEXTOPS_LABEL_CLASS_VALUE"
-DUPLICATE_ENV = "TEXTOPS_LABEL_DUPLICATE_THRESHOLD"
-DEPTH_ENV = "TEXTOPS_LABEL_RANK_DEPTH"
 DEFAULT_DEPTH = 500
 
 
@@ -50,14 +47,22 @@ def load_queue_config(env: Mapping[str, str] | None = None) -> QueueConfig:
     """The queue configuration from ``env`` (default: the process environment)."""
     e = os.environ if env is None else env
     names = [f.name for f in dataclasses.fields(RankingWeights)]
-    weights = RankingWeights(**_pairs(e.get(WEIGHTS_ENV, ""), WEIGHTS_ENV, allowed=names))
-    threshold = _number(e.get(DUPLICATE_ENV), DUPLICATE_ENV, RankingConfig.duplicate_threshold)
-    depth = _number(e.get(DEPTH_ENV), DEPTH_ENV, DEFAULT_DEPTH)
+    weights = RankingWeights(
+        **_pairs(e.get(Env.LABEL_WEIGHTS, ""), Env.LABEL_WEIGHTS, allowed=names)
+    )
+    threshold = _number(
+        e.get(Env.LABEL_DUPLICATE_THRESHOLD),
+        Env.LABEL_DUPLICATE_THRESHOLD,
+        RankingConfig.duplicate_threshold,
+    )
+    depth = _number(e.get(Env.LABEL_RANK_DEPTH), Env.LABEL_RANK_DEPTH, DEFAULT_DEPTH)
     if depth < 1 or depth != int(depth):
-        raise TextopsError(f"{DEPTH_ENV} must be a whole number of at least 1, got {depth}")
+        raise TextopsError(
+            f"{Env.LABEL_RANK_DEPTH} must be a whole number of at least 1, got {depth}"
+        )
     return QueueConfig(
         ranking=RankingConfig(weights=weights, duplicate_threshold=threshold),
-        class_value=_pairs(e.get(CLASS_VALUE_ENV, ""), CLASS_VALUE_ENV),
+        class_value=_pairs(e.get(Env.LABEL_CLASS_VALUE, ""), Env.LABEL_CLASS_VALUE),
         depth=int(depth),
     )
 

@@ -15,15 +15,12 @@ Rules that protect annotators' work:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
-import random
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -33,6 +30,16 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from textops.errors import TextopsError
 from textops.labelling.config import QueueConfig, load_queue_config
 from textops.labelling.live_queue import DriftMeasure, Pending, Placed, QueueCache
+from textops.labelling.schema import (
+    labels,
+    migrate,
+    now,
+    open_engine,
+    redact,
+    run_transaction,
+    samples,
+    skips,
+)
 
 QUEUED, LABELLED, SKIPPED = "queued", "labelled", "skipped"
 # captures made from user feedback that named the true label: a random, not a ranked, sample
@@ -40,58 +47,7 @@ FEEDBACK_REASON = "feedback"
 FEEDBACK_ANNOTATOR = "user-feedback"
 IN_CHUNK = 500  # ids per IN (...) list when reading many samples
 LOOKUP_CHUNK = 500  # ids per IN (...) look-up: well below every database's parameter limit
-RETRIES = 5  # attempts for a transaction the database aborted to break a lock conflict
 T = TypeVar("T")
-
-metadata = sa.MetaData()
-schema_version = sa.Table(
-    "textops_schema_version",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("applied_at", sa.DateTime, nullable=False),
-)
-samples = sa.Table(
-    "label_samples",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),  # the prediction id
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("text_sha256", sa.String(64), nullable=False, index=True),
-    sa.Column("model_name", sa.String(255), nullable=False),
-    sa.Column("model_version", sa.String(64), nullable=False),
-    sa.Column("predicted_label", sa.String(255), nullable=False),
-    sa.Column("confidence", sa.Float, nullable=False),
-    sa.Column("probabilities", sa.Text, nullable=False),  # JSON {class: p}
-    sa.Column("reason", sa.String(64), nullable=False),  # why it was captured
-    sa.Column("score", sa.Float, nullable=False, default=0.0),
-    sa.Column("score_parts", sa.Text, nullable=False, default="{}"),  # JSON
-    sa.Column("status", sa.String(16), nullable=False, index=True),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-)
-labels = sa.Table(
-    "label_labels",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column(
-        "sample_id", sa.String(64), sa.ForeignKey("label_samples.id"), nullable=False, index=True
-    ),
-    sa.Column("label", sa.String(255), nullable=False),
-    sa.Column("annotator", sa.String(255), nullable=False),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.UniqueConstraint("sample_id", "annotator", "label", name="uq_label_once"),
-)
-skips = sa.Table(
-    "label_skips",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("sample_id", sa.String(64), sa.ForeignKey("label_samples.id"), nullable=False),
-    sa.Column("annotator", sa.String(255), nullable=False),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-)
-
-# Each migration creates what it introduces; never edit one that has shipped, add the next.
-MIGRATIONS: list[Sequence[sa.Table]] = [
-    [schema_version, samples, labels, skips],
-]
 
 
 @dataclass(frozen=True)
@@ -158,10 +114,6 @@ class UnknownSampleError(TextopsError):
     """No captured sample has that id."""
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -172,34 +124,15 @@ class LabelStore:
     def __init__(self, url: str, queue_config: QueueConfig | None = None) -> None:
         self.url = url
         self._ranked = QueueCache(queue_config or load_queue_config())
-        connect_args: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            connect_args = {"check_same_thread": False, "timeout": 30}
-            _ensure_sqlite_folder(url)
-        elif url.startswith("mysql"):
-            connect_args = {"charset": "utf8mb4", "connect_timeout": 10}
-        self.engine: Engine = sa.create_engine(
-            url, pool_pre_ping=True, future=True, connect_args=connect_args
-        )
+        self.engine: Engine = open_engine(url)
         try:
             self.migrate()
         except OperationalError as exc:
-            raise TextopsError(f"label store {_redact(url)} is unreachable: {exc.orig}") from exc
+            raise TextopsError(f"label store {redact(url)} is unreachable: {exc.orig}") from exc
 
     def migrate(self) -> int:
         """Apply the migrations not yet recorded; returns the schema version."""
-        with self.engine.begin() as conn:
-            schema_version.create(conn, checkfirst=True)
-            done = {row[0] for row in conn.execute(sa.select(schema_version.c.version))}
-            for number, tables in enumerate(MIGRATIONS, start=1):
-                if number in done:
-                    continue
-                for table in tables:
-                    table.create(conn, checkfirst=True)
-                # another replica may record the same migration at the same moment
-                with contextlib.suppress(IntegrityError), conn.begin_nested():
-                    conn.execute(schema_version.insert().values(version=number, applied_at=_now()))
-        return len(MIGRATIONS)
+        return migrate(self.engine)
 
     def add_samples(self, captured: Iterable[CapturedSample]) -> int:
         """Queue samples; ids already present are kept as they are. Returns how many were new.
@@ -310,7 +243,7 @@ class LabelStore:
                 with conn.begin_nested():
                     conn.execute(
                         labels.insert().values(
-                            sample_id=sample_id, label=label, annotator=annotator, created_at=_now()
+                            sample_id=sample_id, label=label, annotator=annotator, created_at=now()
                         )
                     )
             except IntegrityError:
@@ -328,30 +261,14 @@ class LabelStore:
         return LabelResult(sample_id, label, created, len(distinct) > 1, distinct)
 
     def _transaction(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in one transaction, again if the database broke a lock conflict.
-
-        InnoDB resolves concurrent inserts into the same unique index by aborting one of them
-        (deadlock 1213, lock wait timeout 1205) and SQLite answers "database is locked"; both
-        mean "try again", and the retry is safe because the transaction was rolled back. A
-        deadlock inside a savepoint rolls back the whole transaction, savepoint included, so
-        the driver then reports the savepoint as missing (1305) instead: the same conflict.
-        """
-        for attempt in range(RETRIES):
-            try:
-                with self.engine.begin() as conn:
-                    return work(conn)
-            except OperationalError as exc:
-                if attempt == RETRIES - 1 or not _is_lock_conflict(exc):
-                    raise
-                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-        raise AssertionError("unreachable")
+        return run_transaction(self.engine, work)
 
     def skip(self, sample_id: str, annotator: str) -> None:
         def work(conn: Connection) -> None:
             self._require(conn, sample_id)
             who = annotator.strip() or "anonymous"
             conn.execute(
-                skips.insert().values(sample_id=sample_id, annotator=who, created_at=_now())
+                skips.insert().values(sample_id=sample_id, annotator=who, created_at=now())
             )
             conn.execute(
                 samples.update()
@@ -427,16 +344,8 @@ def _sample_row(s: CapturedSample) -> dict[str, Any]:
         "score": float(s.score),
         "score_parts": json.dumps(s.score_parts, ensure_ascii=False),
         "status": QUEUED,
-        "created_at": _now(),
+        "created_at": now(),
     }
-
-
-LOCK_CONFLICT_CODES = (1205, 1213, 1305)  # lock wait timeout, deadlock, savepoint rolled back
-
-
-def _is_lock_conflict(exc: OperationalError) -> bool:
-    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-    return code in LOCK_CONFLICT_CODES or "database is locked" in str(exc.orig)
 
 
 def _item(row: Any) -> QueueItem:
@@ -464,16 +373,3 @@ def _ranked_item(row: Any, placed: Placed) -> QueueItem:
         position=placed.position,
         duplicate_of=ranked.duplicate_of,
     )
-
-
-def _ensure_sqlite_folder(url: str) -> None:
-    from pathlib import Path
-
-    path = url.split("///", 1)[1] if "///" in url else ""
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    return sa.engine.make_url(url).render_as_string(hide_password=True)

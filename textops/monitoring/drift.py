@@ -98,6 +98,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from textops.contracts import Metric
 from textops.features.text_stats import char_ngrams, non_chinese_share
 
 FEATURE = "feature"
@@ -190,13 +191,11 @@ class DriftReport:
         carry ``statistic="overall"``."""
         out: list[tuple[str, dict[str, str], float]] = []
         for r in self.results():
-            prefix = f"textops_{r.kind}_drift"
-            labels = {"statistic": "overall" if r.name == r.kind else r.name}
+            labels = {Metric.STATISTIC: Metric.OVERALL if r.name == r.kind else r.name}
+            values = (r.statistic, r.threshold, float(r.samples), float(r.drifted))
             out += [
-                (f"{prefix}_statistic", labels, r.statistic),
-                (f"{prefix}_threshold", labels, r.threshold),
-                (f"{prefix}_window_samples", labels, float(r.samples)),
-                (f"{prefix}_detected", labels, float(r.drifted)),
+                (Metric.drift(r.kind, part), labels, value)
+                for part, value in zip(Metric.DRIFT_PARTS, values, strict=True)
             ]
         return out
 

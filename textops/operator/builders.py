@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from textops.contracts import Annotation, Env, Label
 from textops.operator.config import Config
 from textops.operator.policy import Trigger
 from textops.operator.spec import (
     API_VERSION,
-    GROUP,
     KIND,
     ModelDeployment,
     ServingResources,
@@ -62,18 +62,18 @@ def job_name(mdep: ModelDeployment, trigger: Trigger) -> str:
 def selector_labels(mdep: ModelDeployment, component: str) -> dict[str, str]:
     """The stable labels a selector may use (a Deployment selector is immutable)."""
     return {
-        "app.kubernetes.io/name": "textops-model",
-        "app.kubernetes.io/instance": mdep.name,
-        "app.kubernetes.io/component": component,
+        Label.NAME: "textops-model",
+        Label.INSTANCE: mdep.name,
+        Label.COMPONENT: component,
     }
 
 
 def labels(mdep: ModelDeployment, component: str) -> dict[str, str]:
     return {
         **selector_labels(mdep, component),
-        "app.kubernetes.io/part-of": "textops",
-        "app.kubernetes.io/managed-by": "textops-operator",
-        f"{GROUP}/model": mdep.spec.model.name,
+        Label.PART_OF: "textops",
+        Label.MANAGED_BY: "textops-operator",
+        Label.MODEL: mdep.spec.model.name,
     }
 
 
@@ -120,7 +120,7 @@ def _env_from(mdep: ModelDeployment) -> list[Body]:
 
 
 def _s3_env(config: Config) -> dict[str, str | None]:
-    return {"TEXTOPS_S3_ENDPOINT": config.s3_endpoint, "MLFLOW_S3_ENDPOINT_URL": config.s3_endpoint}
+    return {Env.S3_ENDPOINT: config.s3_endpoint, Env.MLFLOW_S3_ENDPOINT_URL: config.s3_endpoint}
 
 
 def _container_security() -> Body:
@@ -165,7 +165,7 @@ def build_deployment(mdep: ModelDeployment, config: Config, version: str) -> Bod
     """The serving Deployment pinned to registered ``version`` of the model."""
     spec = mdep.spec
     uri = model_uri(spec.model.name, version)
-    pod_labels = {**labels(mdep, "serving"), f"{GROUP}/model-version": version}
+    pod_labels = {**labels(mdep, "serving"), Label.MODEL_VERSION: version}
     probe_common = {"periodSeconds": 10, "timeoutSeconds": 3}
     container: Body = {
         "name": "model",
@@ -174,14 +174,13 @@ def build_deployment(mdep: ModelDeployment, config: Config, version: str) -> Bod
         "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
         "env": _env(
             {
-                "TEXTOPS_MODEL_URI": uri,
-                "TEXTOPS_MODEL_NAME": spec.model.name,
-                "TEXTOPS_MODEL_VERSION": version,
-                "MLFLOW_TRACKING_URI": config.tracking_uri,
-                "TEXTOPS_MAX_BATCH_SIZE": str(spec.serving.batching.max_batch_size),
-                "TEXTOPS_MAX_LATENCY_MS": str(spec.serving.batching.max_latency_ms),
-                "BENTOML_PORT": str(PORT),  # where `bentoml serve` listens (probes, Service)
-                "TEXTOPS_HOME": "/tmp/textops",
+                Env.MODEL_URI: uri,
+                Env.MODEL_NAME: spec.model.name,
+                Env.MLFLOW_TRACKING_URI: config.tracking_uri,
+                Env.MAX_BATCH_SIZE: str(spec.serving.batching.max_batch_size),
+                Env.MAX_LATENCY_MS: str(spec.serving.batching.max_latency_ms),
+                Env.BENTOML_PORT: str(PORT),  # where `bentoml serve` listens (probes, Service)
+                Env.HOME: "/tmp/textops",
                 "HOME": "/tmp",
                 **_s3_env(config),
             }
@@ -215,7 +214,7 @@ def build_deployment(mdep: ModelDeployment, config: Config, version: str) -> Bod
             mdep,
             deployment_name(mdep),
             "serving",
-            annotations={f"{GROUP}/model-uri": uri},
+            annotations={Annotation.MODEL_URI: uri},
         ),
         "spec": {
             "replicas": spec.serving.replicas,
@@ -234,7 +233,7 @@ def build_deployment(mdep: ModelDeployment, config: Config, version: str) -> Bod
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(PORT),
                         "prometheus.io/path": "/metrics",
-                        f"{GROUP}/model-uri": uri,
+                        Annotation.MODEL_URI: uri,
                     },
                 },
                 "spec": {
@@ -286,20 +285,20 @@ def build_retraining_job(
     name = job_name(mdep, trigger)
     env = _env(
         {
-            "TEXTOPS_DATA_URI": retraining.dataset or config.data_uri,
-            "TEXTOPS_DATASET": "latest",
-            "TEXTOPS_MODEL_NAME": spec.model.name,
-            "MLFLOW_TRACKING_URI": config.tracking_uri,
-            "TEXTOPS_PROMOTION_METRIC": promotion.metric,
-            "TEXTOPS_MIN_IMPROVEMENT": repr(promotion.min_improvement),
-            "TEXTOPS_MAX_RECALL_DROP": repr(promotion.max_recall_drop),
-            "TEXTOPS_IMAGE_TAG": image,
-            "TEXTOPS_TRIGGER": trigger.kind,
-            "TEXTOPS_TRIGGER_ID": trigger.id,
-            "TEXTOPS_TRIGGER_REASON": trigger.reason,
-            "TEXTOPS_MODELDEPLOYMENT": f"{mdep.namespace}/{mdep.name}",
-            "TEXTOPS_SERVING_VERSION": serving_version,
-            "TEXTOPS_HOME": "/tmp/textops",
+            Env.DATA_URI: retraining.dataset or config.data_uri,
+            Env.DATASET: "latest",
+            Env.MODEL_NAME: spec.model.name,
+            Env.MLFLOW_TRACKING_URI: config.tracking_uri,
+            Env.PROMOTION_METRIC: promotion.metric,
+            Env.MIN_IMPROVEMENT: repr(promotion.min_improvement),
+            Env.MAX_RECALL_DROP: repr(promotion.max_recall_drop),
+            Env.IMAGE_TAG: image,
+            Env.TRIGGER: trigger.kind,
+            Env.TRIGGER_ID: trigger.id,
+            Env.TRIGGER_REASON: trigger.reason,
+            Env.MODELDEPLOYMENT: f"{mdep.namespace}/{mdep.name}",
+            Env.SERVING_VERSION: serving_version,
+            Env.HOME: "/tmp/textops",
             "MPLCONFIGDIR": "/tmp/matplotlib",
             "HOME": "/tmp",
             **_s3_env(config),
@@ -318,11 +317,11 @@ def build_retraining_job(
     if env_from:
         container["envFrom"] = env_from
     annotations = {
-        f"{GROUP}/trigger": trigger.kind,
-        f"{GROUP}/trigger-id": trigger.id,
-        f"{GROUP}/trigger-reason": trigger.reason,
+        Annotation.TRIGGER: trigger.kind,
+        Annotation.TRIGGER_ID: trigger.id,
+        Annotation.TRIGGER_REASON: trigger.reason,
     }
-    job_labels = {**labels(mdep, "retraining"), f"{GROUP}/trigger": trigger.kind}
+    job_labels = {**labels(mdep, "retraining"), Label.TRIGGER: trigger.kind}
     pod_spec: Body = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,

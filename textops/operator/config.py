@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import textops
+from textops.contracts import Env
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 MAX_HISTORY = 50  # the CRD's maxItems of status.history
-NODE_SELECTOR_ENV = "TEXTOPS_WORKLOAD_NODE_SELECTOR"
-TOLERATIONS_ENV = "TEXTOPS_WORKLOAD_TOLERATIONS"
 TOLERATION_KEYS = {"key", "operator", "value", "effect", "tolerationSeconds"}
 
 
@@ -70,17 +69,17 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     e = os.environ if env is None else env
     base = Config()
     return Config(
-        serving_image=e.get("TEXTOPS_SERVING_IMAGE") or base.serving_image,
-        training_image=e.get("TEXTOPS_TRAINING_IMAGE") or base.training_image,
-        prometheus_url=e.get("TEXTOPS_PROMETHEUS_URL") or base.prometheus_url,
-        tracking_uri=e.get("MLFLOW_TRACKING_URI") or base.tracking_uri,
-        data_uri=e.get("TEXTOPS_DATA_URI") or base.data_uri,
-        s3_endpoint=e.get("TEXTOPS_S3_ENDPOINT") or e.get("MLFLOW_S3_ENDPOINT_URL") or None,
-        image_pull_policy=e.get("TEXTOPS_IMAGE_PULL_POLICY") or base.image_pull_policy,
-        training_service_account=e.get("TEXTOPS_TRAINING_SERVICE_ACCOUNT") or None,
-        history_limit=int(e.get("TEXTOPS_HISTORY_LIMIT") or base.history_limit),
-        workload_node_selector=_node_selector(e.get(NODE_SELECTOR_ENV) or "{}"),
-        workload_tolerations=_tolerations(e.get(TOLERATIONS_ENV) or "[]"),
+        serving_image=e.get(Env.SERVING_IMAGE) or base.serving_image,
+        training_image=e.get(Env.TRAINING_IMAGE) or base.training_image,
+        prometheus_url=e.get(Env.PROMETHEUS_URL) or base.prometheus_url,
+        tracking_uri=e.get(Env.MLFLOW_TRACKING_URI) or base.tracking_uri,
+        data_uri=e.get(Env.DATA_URI) or base.data_uri,
+        s3_endpoint=e.get(Env.S3_ENDPOINT) or e.get(Env.MLFLOW_S3_ENDPOINT_URL) or None,
+        image_pull_policy=e.get(Env.IMAGE_PULL_POLICY) or base.image_pull_policy,
+        training_service_account=e.get(Env.TRAINING_SERVICE_ACCOUNT) or None,
+        history_limit=int(e.get(Env.HISTORY_LIMIT) or base.history_limit),
+        workload_node_selector=_node_selector(e.get(Env.WORKLOAD_NODE_SELECTOR) or "{}"),
+        workload_tolerations=_tolerations(e.get(Env.WORKLOAD_TOLERATIONS) or "[]"),
     )
 
 
@@ -92,19 +91,23 @@ def _json(text: str, var: str) -> Any:
 
 
 def _node_selector(text: str) -> dict[str, str]:
-    value = _json(text, NODE_SELECTOR_ENV)
+    value = _json(text, Env.WORKLOAD_NODE_SELECTOR)
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise ValueError(f"{NODE_SELECTOR_ENV} must be a JSON object of strings, got {text!r}")
+        raise ValueError(
+            f"{Env.WORKLOAD_NODE_SELECTOR} must be a JSON object of strings, got {text!r}"
+        )
     return value
 
 
 def _tolerations(text: str) -> list[dict[str, Any]]:
-    value = _json(text, TOLERATIONS_ENV)
+    value = _json(text, Env.WORKLOAD_TOLERATIONS)
     if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
-        raise ValueError(f"{TOLERATIONS_ENV} must be a JSON list of tolerations, got {text!r}")
+        raise ValueError(
+            f"{Env.WORKLOAD_TOLERATIONS} must be a JSON list of tolerations, got {text!r}"
+        )
     unknown = {key for t in value for key in t} - TOLERATION_KEYS
     if unknown:
-        raise ValueError(f"{TOLERATIONS_ENV}: unknown toleration fields {sorted(unknown)}")
+        raise ValueError(f"{Env.WORKLOAD_TOLERATIONS}: unknown toleration fields {sorted(unknown)}")
     return value

@@ -23,13 +23,14 @@ from typing import Any
 import kopf
 from kubernetes import client, config
 
+from textops.contracts import Env
 from textops.operator import reconcile
 from textops.operator.config import load_config
 from textops.operator.kube_io import Kube
 from textops.operator.spec import GROUP, PLURAL, VERSION
 from textops.operator.upkeep import Upkeep
 
-RECONCILE_SECONDS = float(os.environ.get("TEXTOPS_RECONCILE_SECONDS") or 10)
+RECONCILE_SECONDS = float(os.environ.get(Env.RECONCILE_SECONDS) or 10)
 # Threads running the (blocking) handlers. Each pass mostly waits on the API server and MLflow,
 # so more threads than cores keep a burst of new resources moving
 # (benchmarks/operator_convergence.py).

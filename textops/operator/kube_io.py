@@ -18,9 +18,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from textops.contracts import Annotation
 from textops.operator.spec import GROUP, KIND, PLURAL, VERSION, format_time
 
-HASH_ANNOTATION = f"{GROUP}/spec-hash"
 COMPONENT = "textops-operator"
 Body = dict[str, Any]
 
@@ -107,8 +107,8 @@ class Kube:
             return self._create(
                 lambda: self.apps.create_namespaced_deployment(meta["namespace"], _any(body))
             )
-        wanted = meta["annotations"][HASH_ANNOTATION]
-        if (live["metadata"].get("annotations") or {}).get(HASH_ANNOTATION) == wanted:
+        wanted = meta["annotations"][Annotation.SPEC_HASH]
+        if (live["metadata"].get("annotations") or {}).get(Annotation.SPEC_HASH) == wanted:
             return False
         meta["resourceVersion"] = live["metadata"]["resourceVersion"]
         self.apps.replace_namespaced_deployment(meta["name"], meta["namespace"], _any(body))
@@ -182,5 +182,5 @@ def with_hash(body: Body) -> Body:
     """``body`` with the hash of its content as an annotation (the change detector)."""
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
     meta = dict(body["metadata"])
-    meta["annotations"] = {**(meta.get("annotations") or {}), HASH_ANNOTATION: digest}
+    meta["annotations"] = {**(meta.get("annotations") or {}), Annotation.SPEC_HASH: digest}
     return {**body, "metadata": meta}

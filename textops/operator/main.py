@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import kopf
 
+from textops.contracts import Env
 from textops.operator import (
     handlers,  # importing registers the handlers
     metrics,
@@ -46,7 +47,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics-port",
         type=int,
-        default=int(os.environ.get("TEXTOPS_METRICS_PORT") or 0),
+        default=int(os.environ.get(Env.METRICS_PORT) or 0),
         metavar="PORT",
         help="serve Prometheus metrics at :PORT/metrics (env TEXTOPS_METRICS_PORT); 0: off",
     )

@@ -22,6 +22,7 @@ import urllib.request
 from datetime import timedelta
 from typing import Any
 
+from textops.contracts import Metric, Target, counter_total
 from textops.operator.policy import Observation
 from textops.operator.quality import UNKNOWN_TRUTH, quality_value
 from textops.operator.spec import QualityMetric
@@ -84,31 +85,30 @@ def observe(
     Quality comes from counter increases summed over the pods (see textops.operator.quality),
     never from a per-pod ratio.
     """
-    scope = {"namespace": namespace, "modeldeployment": modeldeployment}
+    scope = {Target.NAMESPACE: namespace, Target.MODELDEPLOYMENT: modeldeployment}
     base = _selector(model, version, **scope)
     scores: dict[str, float | None] = {}
-    for kind in ("feature", "prediction"):
-        sel = _selector(model, version, **scope, statistic="overall")
-        value = query(base_url, f"max(textops_{kind}_drift_statistic{{{sel}}})")
-        samples = query(base_url, f"sum(textops_{kind}_drift_window_samples{{{base}}})")
+    for kind in Metric.DRIFT_KINDS:
+        sel = _selector(model, version, **scope, **{Metric.STATISTIC: Metric.OVERALL})
+        value = query(base_url, f"max({Metric.drift(kind, 'statistic')}{{{sel}}})")
+        samples = query(base_url, f"sum({Metric.drift(kind, 'window_samples')}{{{base}}})")
         scores[kind] = None if samples is not None and samples <= 0 else value
     window = _range(quality_window)
-    feedback = query(base_url, f"sum(increase(textops_feedback_total{{{base}}}[{window}]))")
+    feedback_total = counter_total(Metric.FEEDBACK)
+    feedback = query(base_url, f"sum(increase({feedback_total}{{{base}}}[{window}]))")
     correct: float | None = None
     confusion: dict[tuple[str, str], float] = {}
     if quality_metric == "accuracy":
-        correct = query(
-            base_url,
-            f'sum(increase(textops_feedback_total{{{base},outcome="correct"}}[{window}]))',
-        )
+        right = _selector(model, version, **scope, **{Metric.OUTCOME: Metric.CORRECT})
+        correct = query(base_url, f"sum(increase({feedback_total}{{{right}}}[{window}]))")
     else:
+        pair = f"{Metric.PREDICTED}, {Metric.ACTUAL}"
+        labelled = counter_total(Metric.FEEDBACK_LABELS)
         for sample in query_vector(
-            base_url,
-            "sum by (predicted, actual) "
-            f"(increase(textops_feedback_labels_total{{{base}}}[{window}]))",
+            base_url, f"sum by ({pair}) (increase({labelled}{{{base}}}[{window}]))"
         ):
             labels = sample["metric"]
-            key = (labels.get("predicted", ""), labels.get("actual", UNKNOWN_TRUTH))
+            key = (labels.get(Metric.PREDICTED, ""), labels.get(Metric.ACTUAL, UNKNOWN_TRUTH))
             value = float(sample["value"][1])
             confusion[key] = 0.0 if math.isnan(value) else value
     return Observation(
@@ -126,6 +126,7 @@ def new_labels(base_url: str, model: str, since: timedelta) -> int:
     """
     value = query(
         base_url,
-        f"sum(increase(textops_feedback_total{{{_selector(model, None)}}}[{_range(since)}]))",
+        f"sum(increase({counter_total(Metric.FEEDBACK)}{{{_selector(model, None)}}}"
+        f"[{_range(since)}]))",
     )
     return 0 if value is None else round(value)

@@ -15,12 +15,12 @@ import time
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from textops.contracts import Tag
 from textops.errors import TrackingUnavailableError
 from textops.operator.retraining import Candidate
 from textops.operator.spec import ModelRef
 from textops.registry.tracking import is_missing, probe
 
-TRIGGER_TAG = "textops.trigger.id"
 # A server that answered within this many seconds is not probed again: with hundreds of
 # resources, a probe before every question would double the requests the registry serves.
 PROBE_TTL_S = 10.0
@@ -97,7 +97,7 @@ def candidate(tracking_uri: str, model_name: str, trigger_id: str) -> Candidate 
     """The newest version of ``model_name`` tagged with ``trigger_id``, if any: its run,
     lineage tags and the gate's verdict (see :meth:`Candidate.from_tags`)."""
     client = client_for(tracking_uri)
-    query = f"name = '{model_name}' and tags.`{TRIGGER_TAG}` = '{trigger_id}'"
+    query = f"name = '{model_name}' and tags.`{Tag.TRIGGER_ID}` = '{trigger_id}'"
     try:
         found = client.search_model_versions(query)
     except MlflowException as exc:

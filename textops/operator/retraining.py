@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from textops.contracts import Annotation, Tag
 from textops.operator.builders import job_name
 from textops.operator.durations import format_duration
 from textops.operator.policy import (
@@ -41,7 +42,6 @@ from textops.operator.policy import (
 )
 from textops.operator.rollout import Event
 from textops.operator.spec import (
-    GROUP,
     Condition,
     DriftStatus,
     GateDecision,
@@ -103,34 +103,32 @@ def job_state(body: Mapping[str, Any]) -> JobState:
         when = cond.get("lastTransitionTime") or status.get("completionTime")
         finished = parse_time(when, "job condition") if when else None
     created = meta.get("creationTimestamp")
-    trigger = notes.get(f"{GROUP}/trigger")
+    trigger = notes.get(Annotation.TRIGGER)
     return JobState(
         name=meta["name"],
         created=parse_time(created, "metadata.creationTimestamp") if created else None,
         result=result,
         finished=finished,
         trigger=trigger if trigger in TRIGGERS else None,
-        trigger_id=notes.get(f"{GROUP}/trigger-id"),
-        reason=notes.get(f"{GROUP}/trigger-reason"),
+        trigger_id=notes.get(Annotation.TRIGGER_ID),
+        reason=notes.get(Annotation.TRIGGER_REASON),
     )
 
 
 # Tags the training pipeline (textops/training/pipeline.py, textops/registry/lineage.py) and the
 # promotion gate (textops/registry/gate.py) set on every version they register or judge.
-DECISION_TAG = "textops.gate.decision"
-REASON_TAG = "textops.gate.reason"
 LINEAGE_TAGS = {
-    "dataset_id": "textops.dataset.id",
-    "dataset_sha256": "textops.dataset.sha256",
-    "git_commit": "textops.git.commit",
-    "code_sha256": "textops.code.sha256",
+    "dataset_id": Tag.DATASET_ID,
+    "dataset_sha256": Tag.DATASET_SHA256,
+    "git_commit": Tag.GIT_COMMIT,
+    "code_sha256": Tag.CODE_SHA256,
 }
-GATE_TAGS = {"metric": "textops.gate.metric", "champion_version": "textops.gate.champion_version"}
+GATE_TAGS = {"metric": Tag.GATE_METRIC, "champion_version": Tag.GATE_CHAMPION_VERSION}
 GATE_NUMBERS = {
-    "candidate_value": "textops.gate.challenger_value",
-    "champion_value": "textops.gate.champion_value",
+    "candidate_value": Tag.GATE_CHALLENGER_VALUE,
+    "champion_value": Tag.GATE_CHAMPION_VALUE,
 }
-_UNSET = ("", "unknown")  # what the pipeline writes when it does not know (no git, no champion)
+_UNSET = ("", Tag.UNKNOWN)  # what the pipeline writes when it does not know (no git, no champion)
 
 
 @dataclass(frozen=True)
@@ -168,8 +166,8 @@ class Candidate:
 
         return cls(
             version=version,
-            decision=text(DECISION_TAG),
-            reason=text(REASON_TAG),
+            decision=text(Tag.GATE_DECISION),
+            reason=text(Tag.GATE_REASON),
             run_id=run_id or None,
             dataset_id=text(LINEAGE_TAGS["dataset_id"]),
             dataset_sha256=text(LINEAGE_TAGS["dataset_sha256"]),

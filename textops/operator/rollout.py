@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from textops.contracts import Label
 from textops.operator.builders import model_uri
-from textops.operator.spec import GROUP, Condition, ModelDeployment, Status
+from textops.operator.spec import Condition, ModelDeployment, Status
 from textops.operator.status import (
     DEGRADED,
     READY,
@@ -33,7 +34,6 @@ from textops.operator.status import (
     set_condition,
 )
 
-VERSION_LABEL = f"{GROUP}/model-version"
 DEADLINE_REASON = "ProgressDeadlineExceeded"
 EventType = Literal["Normal", "Warning"]
 
@@ -83,7 +83,7 @@ def deployment_state(body: Mapping[str, Any]) -> DeploymentState:
     template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     conditions = status.get("conditions") or []
     return DeploymentState(
-        version=template_labels.get(VERSION_LABEL),
+        version=template_labels.get(Label.MODEL_VERSION),
         generation=int(meta.get("generation") or 0),
         observed_generation=int(status.get("observedGeneration") or 0),
         replicas=1 if spec.get("replicas") is None else int(spec["replicas"]),

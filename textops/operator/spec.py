@@ -20,15 +20,14 @@ from dataclasses import field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from textops.contracts import GROUP, Annotation
 from textops.operator.cron import parse_schedule
 from textops.operator.durations import format_duration, parse_duration
 
-GROUP = "textops.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "ModelDeployment"
 PLURAL = "modeldeployments"
-RETRAIN_ANNOTATION = f"{GROUP}/retrain"
 
 QualityMetric = Literal["accuracy", "macro_f1"]
 PromotionMetric = Literal["macro_f1", "accuracy", "log_loss", "calibration_error"]
@@ -322,7 +321,7 @@ class ModelDeployment:
     @property
     def retrain_request(self) -> str | None:
         """The value of the manual retraining annotation, if set."""
-        return self.annotations.get(RETRAIN_ANNOTATION) or None
+        return self.annotations.get(Annotation.RETRAIN) or None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> ModelDeployment:

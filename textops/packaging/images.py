@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import textops
+from textops.contracts import Env
 from textops.packaging import recipes
 from textops.packaging.recipes import ImageSpec
 
@@ -44,7 +45,7 @@ class BuildError(RuntimeError):
 
 
 def cache_root() -> Path:
-    base = os.environ.get("TEXTOPS_CACHE") or str(Path.home() / ".cache" / "textops")
+    base = os.environ.get(Env.CACHE) or str(Path.home() / ".cache" / "textops")
     return Path(base) / CACHE_LAYOUT
 
 

@@ -16,6 +16,7 @@ import mlflow.pyfunc
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from textops.contracts import Alias, Tag
 from textops.data.split import split_indices
 from textops.data.store import open_store
 from textops.errors import RegistryError
@@ -24,9 +25,6 @@ from textops.model.pyfunc import TEXT_COLUMN, proba_from_frame
 from textops.registry.promotion import Decision, PromotionPolicy, decide
 from textops.registry.tracking import connect, is_missing
 from textops.settings import Settings
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 
 
 @dataclass
@@ -83,7 +81,7 @@ def promote(
     client = connect(settings)
     name = settings.model_name
     challenger = _candidate(client, name, candidate)
-    champion = alias_version(client, name, CHAMPION)
+    champion = alias_version(client, name, Alias.CHAMPION)
     dataset = open_store(settings.data_uri, settings).get(dataset_id)
     _, holdout = split_indices(dataset.texts)
     texts = [dataset.texts[i] for i in holdout]
@@ -93,7 +91,7 @@ def promote(
     if champion == challenger:
         decision = Decision(
             False,
-            f"version {challenger} is already {CHAMPION}",
+            f"version {challenger} is already {Alias.CHAMPION}",
             policy.metric,
             challenger_eval.metrics()[policy.metric],
             challenger_eval.metrics()[policy.metric],
@@ -106,7 +104,7 @@ def promote(
         )
     _record(client, name, challenger, champion, dataset.id, policy, decision)
     if decision.promote:
-        client.set_registered_model_alias(name, CHAMPION, challenger)
+        client.set_registered_model_alias(name, Alias.CHAMPION, challenger)
     return GateResult(
         model_name=name,
         challenger=challenger,
@@ -121,10 +119,10 @@ def promote(
 
 def _candidate(client: MlflowClient, name: str, version: str | None) -> str:
     if version is None:
-        found = alias_version(client, name, CHALLENGER)
+        found = alias_version(client, name, Alias.CHALLENGER)
         if found is None:
             raise RegistryError(
-                f"model {name!r} has no '{CHALLENGER}' version: run 'textops train'"
+                f"model {name!r} has no '{Alias.CHALLENGER}' version: run 'textops train'"
             )
         return found
     if not version.isdigit():
@@ -155,23 +153,28 @@ def _record(
     policy: PromotionPolicy,
     decision: Decision,
 ) -> None:
+    for key, value in gate_tags(champion, dataset_id, policy, decision).items():
+        client.set_model_version_tag(name, challenger, key, value)
+
+
+def gate_tags(
+    champion: str | None, dataset_id: str, policy: PromotionPolicy, decision: Decision
+) -> dict[str, str]:
+    """The verdict as model-version tags (read back by textops.operator.retraining)."""
     tags = {
-        "textops.gate.decision": decision.outcome,
-        "textops.gate.reason": decision.reason,
-        "textops.gate.metric": policy.metric,
-        "textops.gate.min_improvement": str(policy.min_improvement),
-        "textops.gate.max_recall_drop": str(policy.max_recall_drop),
-        "textops.gate.challenger_value": f"{decision.candidate:.6f}",
-        "textops.gate.champion_value": ""
-        if decision.champion is None
-        else f"{decision.champion:.6f}",
-        "textops.gate.champion_version": champion or "",
-        "textops.gate.dataset": dataset_id,
-        "textops.gate.at": datetime.now(UTC).isoformat(timespec="seconds"),
+        Tag.GATE_DECISION: decision.outcome,
+        Tag.GATE_REASON: decision.reason,
+        Tag.GATE_METRIC: policy.metric,
+        Tag.GATE_MIN_IMPROVEMENT: str(policy.min_improvement),
+        Tag.GATE_MAX_RECALL_DROP: str(policy.max_recall_drop),
+        Tag.GATE_CHALLENGER_VALUE: f"{decision.candidate:.6f}",
+        Tag.GATE_CHAMPION_VALUE: "" if decision.champion is None else f"{decision.champion:.6f}",
+        Tag.GATE_CHAMPION_VERSION: champion or "",
+        Tag.GATE_DATASET: dataset_id,
+        Tag.GATE_AT: datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if decision.recall_drops:
-        tags["textops.gate.recall_drops"] = ",".join(
+        tags[Tag.GATE_RECALL_DROPS] = ",".join(
             f"{k}:{v:.4f}" for k, v in sorted(decision.recall_drops.items())
         )
-    for key, value in tags.items():
-        client.set_model_version_tag(name, challenger, key, value)
+    return tags

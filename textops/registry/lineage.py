@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import textops
+from textops.contracts import Env, Tag
 
 PACKAGE_DIR = Path(textops.__file__).resolve().parent
 
@@ -47,11 +48,14 @@ def git_state(cwd: Path = PACKAGE_DIR) -> tuple[str | None, bool | None]:
     return commit.stdout.strip(), bool(status.stdout.strip())
 
 
-# set by the operator on retraining Jobs: why and for which ModelDeployment a run happened
+# set by the operator on retraining Jobs: why, for which ModelDeployment and while which
+# version served a run happened
 TRIGGER_ENV = {
-    "TEXTOPS_TRIGGER": "textops.trigger",
-    "TEXTOPS_TRIGGER_ID": "textops.trigger.id",
-    "TEXTOPS_MODELDEPLOYMENT": "textops.modeldeployment",
+    Env.TRIGGER: Tag.TRIGGER,
+    Env.TRIGGER_ID: Tag.TRIGGER_ID,
+    Env.TRIGGER_REASON: Tag.TRIGGER_REASON,
+    Env.MODELDEPLOYMENT: Tag.MODELDEPLOYMENT,
+    Env.SERVING_VERSION: Tag.SERVING_VERSION,
 }
 
 
@@ -59,13 +63,13 @@ def lineage_tags(image_tag: str | None, env: dict[str, str] | None = None) -> di
     """Tags naming the pipeline version and trigger; dataset tags are added by the caller."""
     commit, dirty = git_state()
     tags = {
-        "textops.package.version": textops.__version__,
-        "textops.code.sha256": code_hash(),
-        "textops.git.commit": commit or "unknown",
-        "textops.git.dirty": "unknown" if dirty is None else str(dirty).lower(),
+        Tag.PACKAGE_VERSION: textops.__version__,
+        Tag.CODE_SHA256: code_hash(),
+        Tag.GIT_COMMIT: commit or Tag.UNKNOWN,
+        Tag.GIT_DIRTY: Tag.UNKNOWN if dirty is None else str(dirty).lower(),
     }
     if image_tag:
-        tags["textops.image.tag"] = image_tag
+        tags[Tag.IMAGE] = image_tag
     environ = os.environ if env is None else env
     tags.update({tag: environ[var] for var, tag in TRIGGER_ENV.items() if environ.get(var)})
     return tags
@@ -75,10 +79,10 @@ def lineage_tags(image_tag: str | None, env: dict[str, str] | None = None) -> di
 # label -> the version tag holding it. Empty when the version lacks the tag (say, registered
 # by hand), so the label set stays the same for every version.
 SERVING_LINEAGE_TAGS = {
-    "dataset": "textops.dataset.id",
-    "git_commit": "textops.git.commit",
-    "image": "textops.image.tag",
-    "trigger": "textops.trigger",
+    "dataset": Tag.DATASET_ID,
+    "git_commit": Tag.GIT_COMMIT,
+    "image": Tag.IMAGE,
+    "trigger": Tag.TRIGGER,
 }
 SERVING_LINEAGE_LABELS = ("run_id", *SERVING_LINEAGE_TAGS)
 

@@ -29,6 +29,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -37,8 +38,15 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from textops.contracts import Env
 from textops.errors import TextopsError
 from textops.labelling.live_queue import DriftMeasure, serving_drift
+from textops.labelling.predictions import (
+    FeedbackConflict,
+    PredictionLog,
+    ServedPrediction,
+    UnknownPrediction,
+)
 from textops.labelling.store import (
     FEEDBACK_REASON,
     CapturedSample,
@@ -51,16 +59,17 @@ from textops.monitoring.emerging import EmergingGrams, emerging_grams
 from textops.serving import labelling_api, timeout, validation
 from textops.serving.asgi import DirectRoutes, Handler
 from textops.serving.batching import MicroBatcher
-from textops.serving.capture import CaptureQueue
+from textops.serving.capture import StoreWriter, capture_queue
 from textops.serving.config import (
     access_log_enabled,
     bentoml_timeout_middleware,
     load_serving_config,
     request_timeout_s,
 )
+from textops.serving.feedback import FeedbackDesk
 from textops.serving.model_loader import LoadedModel, load, parse_model_uri, resolve
 from textops.serving.quality import QualityMeter
-from textops.serving.recent import AlreadyJudged, FeedbackTally, RecentPredictions, StoredPrediction
+from textops.serving.recent import FeedbackTally, RecentPredictions, StoredPrediction
 from textops.serving.sampling import ObservationBudget
 from textops.serving.schemas import (
     ErrorResponse,
@@ -107,6 +116,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 # how often (at most) the labelling-queue gauge is recounted while captures are written
 QUEUE_GAUGE_EVERY_S = 5.0
+# how often (at most) predictions past their retention are deleted from the prediction log
+PRUNE_EVERY_S = 600.0
 
 
 class ModelNotReady(Exception):
@@ -147,13 +158,32 @@ class TextClassifierService:
         self.emerging: EmergingGrams | None = None
         self.drift_budget = ObservationBudget(self.config.drift_samples_per_s)
         self._queue_gauge_at = -QUEUE_GAUGE_EVERY_S
-        self.label_token = os.environ.get(labelling_api.TOKEN_ENV) or None
+        self.label_token = os.environ.get(Env.LABEL_TOKEN) or None
         self._labels: LabelStore | None = None
-        self.capture = CaptureQueue(
-            lambda: LabelStore(self.settings.label_db),
+        self.capture = capture_queue(
+            self._open_label_store,
             self.config.capture_queue,
             on_drop=self.metrics.capture_dropped,
             on_written=self._captures_written,
+        )
+        self.prediction_log: StoreWriter[ServedPrediction] | None = None
+        if self.config.prediction_log:
+            self.prediction_log = StoreWriter(
+                "prediction-log",
+                self._open_label_store,
+                lambda store, batch: PredictionLog(store.engine).record(batch),
+                self.config.prediction_log_queue,
+                on_drop=self.metrics.prediction_log_drop,
+                on_written=self._predictions_written,
+            )
+        self._pruned_at = -PRUNE_EVERY_S
+        self.feedback_desk = FeedbackDesk(
+            self.recent,
+            ref.name,
+            str(ref.version),
+            (lambda: PredictionLog(self._label_store().engine))
+            if self.config.prediction_log
+            else None,
         )
         self.load_error: str | None = None
         self.batcher = MicroBatcher(
@@ -186,6 +216,18 @@ class TextClassifierService:
         if self.drift is not None and self.config.drift_interval_s > 0:
             threading.Thread(target=self._watch_drift, name="textops-drift", daemon=True).start()
         logger.info("loaded %s in %.1fs", self.ref.uri, time.perf_counter() - started)
+
+    def _open_label_store(self) -> LabelStore:
+        return LabelStore(self.settings.label_db)
+
+    def _predictions_written(self, _count: int, store: LabelStore) -> None:
+        """Prune the prediction log now and then (every replica may; deleting twice is
+        harmless)."""
+        now = time.monotonic()
+        if now - self._pruned_at >= PRUNE_EVERY_S:
+            self._pruned_at = now
+            kept = timedelta(hours=self.config.prediction_retention_h)
+            PredictionLog(store.engine).prune(datetime.now(UTC).replace(tzinfo=None) - kept)
 
     def _captures_written(self, _count: int, store: LabelStore) -> None:
         """Refresh the queue-size gauge, at most every few seconds: counting the queue scans
@@ -317,7 +359,7 @@ class TextClassifierService:
         answer leaves, so feedback on an answered id always finds it.
         """
         model, quality = self._ready()
-        drift, budget = self.drift, self.drift_budget
+        drift, budget, log = self.drift, self.drift_budget, self.prediction_log
         rows, embeddings = self._predict_rows(texts)
         classes = model.classes
         threshold = self.config.capture_below_confidence
@@ -330,6 +372,12 @@ class TextClassifierService:
             label, confidence = classes[best], row[best]
             prediction_id = ids[32 * i : 32 * i + 32]
             self.recent.add(prediction_id, StoredPrediction(label, probabilities, text))
+            if log is not None:
+                log.offer(
+                    ServedPrediction(
+                        prediction_id, model.name, model.version, text, label, probabilities
+                    )
+                )
             self.metrics.prediction(label, confidence, quality.measure(text))
             if drift is not None and budget.take():
                 drift.observe(text, row, None if embeddings is None else embeddings[i])
@@ -365,33 +413,30 @@ class TextClassifierService:
         model, _ = self._ready()
         given = validation.validate_feedback(payload, model.classes)
         try:
-            stored = self.recent.claim_feedback(given.prediction_id)
-        except KeyError:
-            raise RequestRejected(
-                404,
-                validation.UNKNOWN_ID,
-                f"no recent prediction has id {given.prediction_id!r} (this server keeps "
-                f"the last {self.config.recent_capacity} predictions)",
-            ) from None
-        except AlreadyJudged:
-            raise RequestRejected(
-                409,
-                validation.DUPLICATE_FEEDBACK,
-                f"feedback for prediction {given.prediction_id!r} was already recorded",
-            ) from None
-        correct = given.accepted if given.accepted is not None else given.label == stored.label
-        self.tally.record(correct)
-        gained = self.config.value_per_accepted if correct else 0.0
-        truth = given.label if given.label is not None else (stored.label if correct else None)
-        self.metrics.feedback_given(stored.label, correct, truth, self.tally.accuracy, gained)
-        if truth is not None:  # the labelled sample is kept for training
-            await asyncio.to_thread(
-                self._keep_feedback_label, model, given.prediction_id, stored, truth
+            claim = await self.feedback_desk.claim(given)
+        except UnknownPrediction as exc:
+            raise RequestRejected(404, validation.UNKNOWN_ID, str(exc)) from None
+        except FeedbackConflict as exc:
+            raise RequestRejected(409, validation.DUPLICATE_FEEDBACK, str(exc)) from None
+        served, verdict = claim.prediction, claim.verdict
+        if claim.first:  # a repeat is answered again, never counted again
+            self.tally.record(verdict.correct)
+            gained = self.config.value_per_accepted if verdict.correct else 0.0
+            self.metrics.feedback_given(
+                served.predicted_label,
+                verdict.correct,
+                verdict.truth,
+                self.tally.accuracy,
+                gained,
+                version=served.model_version if served.model_name == model.name else None,
             )
+            if verdict.truth is not None:  # the labelled sample is kept for training
+                await asyncio.to_thread(self._keep_feedback_label, served, verdict.truth)
         answer = FeedbackResponse(
             id=given.prediction_id,
-            predicted=stored.label,
-            correct=correct,
+            predicted=served.predicted_label,
+            correct=verdict.correct,
+            recorded=claim.first,
             summary=FeedbackSummary(
                 count=self.tally.total,
                 accuracy=self.tally.accuracy,
@@ -400,20 +445,18 @@ class TextClassifierService:
         )
         return answer.model_dump()
 
-    def _keep_feedback_label(
-        self, model: LoadedModel, prediction_id: str, stored: StoredPrediction, truth: str
-    ) -> None:
+    def _keep_feedback_label(self, served: ServedPrediction, truth: str) -> None:
         """Store the text with its true label now; if the label store is down, hand it to the
         capture queue, which retries until the store is back (a label is never just dropped
         while the store is up)."""
         sample = CapturedSample(
-            id=f"feedback-{prediction_id}",
-            text=stored.text,
-            model_name=model.name,
-            model_version=model.version,
-            predicted_label=stored.label,
-            confidence=max(stored.proba.values()),
-            probabilities=dict(stored.proba),
+            id=f"feedback-{served.id}",
+            text=served.text,
+            model_name=served.model_name,
+            model_version=served.model_version,
+            predicted_label=served.predicted_label,
+            confidence=max(served.probabilities.values()),
+            probabilities=dict(served.probabilities),
             reason=FEEDBACK_REASON,
             label=truth,
         )

@@ -1,10 +1,11 @@
-"""Samples for labelling leave the request path through a bounded queue.
+"""What the service writes to the label database leaves the request path through bounded queues.
 
-The request thread only offers a sample (``put_nowait``); a writer thread drains the queue in
-batches into the label store. A full queue drops the newest capture and counts it — a
-prediction never blocks or fails because the label store is slow or down. While the store is
-unreachable the writer keeps its batch and retries with backoff, so an outage loses only what
-overflows the queue, and that loss is counted.
+The request thread only offers an item (``put_nowait``); a writer thread drains the queue in
+batches into the label store. A full queue drops the newest item and counts it — a prediction
+never blocks or fails because the label store is slow or down. While the store is unreachable
+the writer keeps its batch and retries with backoff, so an outage loses only what overflows
+the queue, and that loss is counted. Two queues use it: captures for the labelling queue and
+the prediction log that feedback claims.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from textops.labelling.store import CapturedSample, LabelStore
 
@@ -20,32 +22,39 @@ logger = logging.getLogger("textops.serving.capture")
 
 BATCH = 100
 MAX_BACKOFF_S = 30.0
+T = TypeVar("T")
 
 
-class CaptureQueue:
+class StoreWriter(Generic[T]):
+    """A bounded queue of ``T`` and the thread that writes it in batches with ``write``."""
+
     def __init__(
         self,
+        name: str,
         open_store: Callable[[], LabelStore],
+        write: Callable[[LabelStore, list[T]], object],
         capacity: int,
         on_drop: Callable[[], None],
-        on_written: Callable[[int, LabelStore], None],
+        on_written: Callable[[int, LabelStore], None] = lambda _n, _store: None,
     ) -> None:
+        self.name = name
         self._open_store = open_store
-        self._queue: queue.Queue[CapturedSample] = queue.Queue(maxsize=capacity)
+        self._write = write
+        self._queue: queue.Queue[T] = queue.Queue(maxsize=capacity)
         self._on_drop = on_drop
         self._on_written = on_written
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="textops-capture", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"textops-{name}", daemon=True)
         self._thread.start()
 
     @property
     def backlog(self) -> int:
         return self._queue.qsize()
 
-    def offer(self, sample: CapturedSample) -> bool:
-        """Queue a capture without waiting; False (and counted) when the queue is full."""
+    def offer(self, item: T) -> bool:
+        """Queue an item without waiting; False (and counted) when the queue is full."""
         try:
-            self._queue.put_nowait(sample)
+            self._queue.put_nowait(item)
         except queue.Full:
             self._on_drop()
             return False
@@ -58,7 +67,7 @@ class CaptureQueue:
     def _run(self) -> None:
         store: LabelStore | None = None
         backoff = 0.5
-        batch: list[CapturedSample] = []
+        batch: list[T] = []
         while not self._stop.is_set():
             if not batch:
                 try:
@@ -72,11 +81,21 @@ class CaptureQueue:
                         break
             try:
                 store = store or self._open_store()
-                store.add_samples(batch)
+                self._write(store, batch)
                 self._on_written(len(batch), store)
                 batch, backoff = [], 0.5
             except Exception as exc:  # keep the batch; the store may come back
-                logger.warning("label store write failed (%s); retrying in %.1fs", exc, backoff)
+                logger.warning("%s: write failed (%s); retrying in %.1fs", self.name, exc, backoff)
                 store = None
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+def capture_queue(
+    open_store: Callable[[], LabelStore],
+    capacity: int,
+    on_drop: Callable[[], None],
+    on_written: Callable[[int, LabelStore], None],
+) -> StoreWriter[CapturedSample]:
+    """Samples for the labelling queue."""
+    return StoreWriter("capture", open_store, LabelStore.add_samples, capacity, on_drop, on_written)

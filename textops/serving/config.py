@@ -41,9 +41,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from textops.contracts import Env
 from textops.errors import TextopsError
-
-MODEL_URI_ENV = "TEXTOPS_MODEL_URI"
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,10 @@ class ServingConfig:
     capture_queue: int = 1000
     drift_monitoring: bool = True
     drift_samples_per_s: float = 50.0
+    # every prediction written to the label database, so feedback reaches it from any replica
+    prediction_log: bool = True
+    prediction_log_queue: int = 10_000
+    prediction_retention_h: float = 168.0
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -110,12 +113,12 @@ def switch(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 def access_log_enabled(env: Mapping[str, str] | None = None) -> bool:
     """Read when the service class is defined (BentoML takes it as service configuration)."""
-    return switch(os.environ if env is None else env, "TEXTOPS_ACCESS_LOG", False)
+    return switch(os.environ if env is None else env, Env.ACCESS_LOG, False)
 
 
 def bentoml_timeout_middleware(env: Mapping[str, str] | None = None) -> bool:
     """Whether ``TEXTOPS_TIMEOUT_MIDDLEWARE`` asks for BentoML's own timeout middleware."""
-    value = (os.environ if env is None else env).get("TEXTOPS_TIMEOUT_MIDDLEWARE", "textops")
+    value = (os.environ if env is None else env).get(Env.TIMEOUT_MIDDLEWARE, "textops")
     if value.strip().lower() not in ("textops", "bentoml"):
         raise TextopsError(f"TEXTOPS_TIMEOUT_MIDDLEWARE must be textops or bentoml, got {value!r}")
     return value.strip().lower() == "bentoml"
@@ -134,7 +137,7 @@ def request_timeout_s(env: Mapping[str, str] | None = None) -> float:
     sentence encoder.
     """
     e = os.environ if env is None else env
-    value = _non_negative(e, "TEXTOPS_REQUEST_TIMEOUT_S", REQUEST_TIMEOUT_S)
+    value = _non_negative(e, Env.REQUEST_TIMEOUT_S, REQUEST_TIMEOUT_S)
     if value <= 0:
         raise TextopsError("TEXTOPS_REQUEST_TIMEOUT_S must be above 0")
     return value
@@ -142,33 +145,36 @@ def request_timeout_s(env: Mapping[str, str] | None = None) -> float:
 
 def load_serving_config(env: Mapping[str, str] | None = None) -> ServingConfig:
     e = os.environ if env is None else env
-    uri = (e.get(MODEL_URI_ENV) or "").strip()
+    uri = (e.get(Env.MODEL_URI) or "").strip()
     if not uri:
-        raise TextopsError(f"{MODEL_URI_ENV} is not set: give the models:/NAME/VERSION to serve")
+        raise TextopsError(f"{Env.MODEL_URI} is not set: give the models:/NAME/VERSION to serve")
     return ServingConfig(
         model_uri=uri,
         limits=Limits(
-            max_texts=_positive_int(e, "TEXTOPS_MAX_TEXTS", Limits.max_texts),
-            max_text_chars=_positive_int(e, "TEXTOPS_MAX_TEXT_CHARS", Limits.max_text_chars),
+            max_texts=_positive_int(e, Env.MAX_TEXTS, Limits.max_texts),
+            max_text_chars=_positive_int(e, Env.MAX_TEXT_CHARS, Limits.max_text_chars),
         ),
-        max_batch_size=_positive_int(e, "TEXTOPS_MAX_BATCH_SIZE", ServingConfig.max_batch_size),
-        max_latency_ms=_positive_int(e, "TEXTOPS_MAX_LATENCY_MS", ServingConfig.max_latency_ms),
+        max_batch_size=_positive_int(e, Env.MAX_BATCH_SIZE, ServingConfig.max_batch_size),
+        max_latency_ms=_positive_int(e, Env.MAX_LATENCY_MS, ServingConfig.max_latency_ms),
         value_per_accepted=_non_negative(
-            e, "TEXTOPS_VALUE_PER_ACCEPTED", ServingConfig.value_per_accepted
+            e, Env.VALUE_PER_ACCEPTED, ServingConfig.value_per_accepted
         ),
-        recent_capacity=_positive_int(
-            e, "TEXTOPS_RECENT_PREDICTIONS", ServingConfig.recent_capacity
-        ),
-        drift_window=_positive_int(e, "TEXTOPS_DRIFT_WINDOW", ServingConfig.drift_window),
-        drift_interval_s=_non_negative(
-            e, "TEXTOPS_DRIFT_INTERVAL_S", ServingConfig.drift_interval_s
-        ),
+        recent_capacity=_positive_int(e, Env.RECENT_PREDICTIONS, ServingConfig.recent_capacity),
+        drift_window=_positive_int(e, Env.DRIFT_WINDOW, ServingConfig.drift_window),
+        drift_interval_s=_non_negative(e, Env.DRIFT_INTERVAL_S, ServingConfig.drift_interval_s),
         capture_below_confidence=_non_negative(
-            e, "TEXTOPS_CAPTURE_BELOW_CONFIDENCE", ServingConfig.capture_below_confidence
+            e, Env.CAPTURE_BELOW_CONFIDENCE, ServingConfig.capture_below_confidence
         ),
-        capture_queue=_positive_int(e, "TEXTOPS_CAPTURE_QUEUE", ServingConfig.capture_queue),
-        drift_monitoring=switch(e, "TEXTOPS_DRIFT_MONITORING", ServingConfig.drift_monitoring),
+        capture_queue=_positive_int(e, Env.CAPTURE_QUEUE, ServingConfig.capture_queue),
+        drift_monitoring=switch(e, Env.DRIFT_MONITORING, ServingConfig.drift_monitoring),
         drift_samples_per_s=_non_negative(
-            e, "TEXTOPS_DRIFT_SAMPLES_PER_S", ServingConfig.drift_samples_per_s
+            e, Env.DRIFT_SAMPLES_PER_S, ServingConfig.drift_samples_per_s
+        ),
+        prediction_log=switch(e, Env.PREDICTION_LOG, ServingConfig.prediction_log),
+        prediction_log_queue=_positive_int(
+            e, Env.PREDICTION_LOG_QUEUE, ServingConfig.prediction_log_queue
+        ),
+        prediction_retention_h=_non_negative(
+            e, Env.PREDICTION_RETENTION_H, ServingConfig.prediction_retention_h
         ),
     )

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from textops.contracts import Env
 from textops.serving.validation import RequestRejected
 
-TOKEN_ENV = "TEXTOPS_LABEL_TOKEN"
 MAX_PAGE = 200
 MAX_ANNOTATOR_CHARS = 255
 
@@ -30,7 +30,9 @@ class LabelSubmission:
 def check_token(headers: Mapping[str, str], expected: str | None) -> None:
     if not expected:
         raise RequestRejected(
-            401, "labelling_disabled", f"the labelling API is closed: set {TOKEN_ENV} on the server"
+            401,
+            "labelling_disabled",
+            f"the labelling API is closed: set {Env.LABEL_TOKEN} on the server",
         )
     auth = headers.get("authorization", "")
     given = auth[7:].strip() if auth.lower().startswith("bearer ") else ""

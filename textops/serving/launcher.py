@@ -9,17 +9,19 @@ listens, waits for ``/readyz`` and then for the child; Ctrl-C or SIGTERM stops t
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import FrameType
 
+from textops.contracts import Env
 from textops.errors import TextopsError
-from textops.serving.config import MODEL_URI_ENV
 from textops.serving.model_loader import ModelRef, resolve
 from textops.settings import Settings
 
@@ -35,7 +37,14 @@ def bentoml_argv(host: str, port: int) -> list[str]:
 def serve(settings: Settings, model_uri: str, host: str, port: int) -> int:
     """Serve ``model_uri`` until interrupted; returns the child's exit status."""
     ref: ModelRef = resolve(settings, model_uri)
-    env = {**os.environ, MODEL_URI_ENV: ref.uri, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, Env.MODEL_URI: ref.uri, "PYTHONUNBUFFERED": "1"}
+    # BentoML keeps its workers' metrics in $BENTOML_HOME/prometheus_multiproc_dir: two
+    # services sharing the default ~/bentoml would report (and reset) each other's counters
+    own_home = (
+        None if os.environ.get("BENTOML_HOME") else tempfile.mkdtemp(prefix="textops-bentoml-")
+    )
+    if own_home is not None:
+        env["BENTOML_HOME"] = own_home
     url = f"http://{host}:{port}"
     print(f"textops: serving {ref.uri} (from {model_uri}) at {url}", file=sys.stderr, flush=True)
     child = subprocess.Popen(bentoml_argv(host, port), env=env, cwd=Path.cwd())
@@ -64,6 +73,8 @@ def serve(settings: Settings, model_uri: str, host: str, port: int) -> int:
                 child.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 child.kill()
+        if own_home is not None:
+            shutil.rmtree(own_home, ignore_errors=True)
 
 
 def wait_ready(url: str, child: subprocess.Popen[bytes], timeout: float = READY_TIMEOUT_S) -> bool:

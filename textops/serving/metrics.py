@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from textops.contracts import Metric
 from textops.monitoring.reference import NON_CHINESE_EDGES
 from textops.registry.lineage import SERVING_LINEAGE_LABELS
 from textops.serving.quality import TextQuality
@@ -110,16 +111,16 @@ class ServingMetrics:
             registry=r,
         )
         self.feedback = Counter(
-            "textops_feedback",
+            Metric.FEEDBACK,
             "Feedback received, by predicted class and outcome (correct, wrong).",
-            [*BASE, "class", "outcome"],
+            [*BASE, "class", Metric.OUTCOME],
             registry=r,
         )
         self.feedback_labels = Counter(
-            "textops_feedback_labels",
+            Metric.FEEDBACK_LABELS,
             "Feedback by predicted and true class: the confusion matrix the operator reads "
             "macro-F1 from (actual is empty for a prediction marked wrong with no class given).",
-            [*BASE, "predicted", "actual"],
+            [*BASE, Metric.PREDICTED, Metric.ACTUAL],
             registry=r,
         )
         self.accuracy = Gauge(
@@ -143,21 +144,22 @@ class ServingMetrics:
             registry=r,
         )
         # drift: the statistic, its threshold and the window's size published separately
+        docs = (
+            "the window's statistic",
+            "the threshold it is compared with",
+            "texts in the window",
+            "1 when the statistic is above its threshold",
+        )
         self.drift = {
-            f"textops_{kind}_drift_{part}": Gauge(
-                f"textops_{kind}_drift_{part}",
+            Metric.drift(kind, part): Gauge(
+                Metric.drift(kind, part),
                 f"{kind.capitalize()} drift: {doc} (statistic='overall' is the verdict).",
-                [*BASE, "statistic"],
+                [*BASE, Metric.STATISTIC],
                 multiprocess_mode="max",
                 registry=r,
             )
-            for kind in ("feature", "prediction")
-            for part, doc in (
-                ("statistic", "the window's statistic"),
-                ("threshold", "the threshold it is compared with"),
-                ("window_samples", "texts in the window"),
-                ("detected", "1 when the statistic is above its threshold"),
-            )
+            for kind in Metric.DRIFT_KINDS
+            for part, doc in zip(Metric.DRIFT_PARTS, docs, strict=True)
         }
         self.captures = Counter(
             "textops_labelling_captures",
@@ -168,6 +170,13 @@ class ServingMetrics:
         self.captures_dropped = Counter(
             "textops_labelling_captures_dropped",
             "Captures dropped because the hand-off queue to the label store was full.",
+            BASE,
+            registry=r,
+        )
+        self.prediction_log_dropped = Counter(
+            "textops_prediction_log_dropped",
+            "Predictions not written to the prediction log because its hand-off queue was "
+            "full (feedback for them is accepted only by the replica that made them).",
             BASE,
             registry=r,
         )
@@ -196,6 +205,9 @@ class ServingMetrics:
 
     def capture_dropped(self) -> None:
         self.captures_dropped.labels(**self._bound).inc()
+
+    def prediction_log_drop(self) -> None:
+        self.prediction_log_dropped.labels(**self._bound).inc()
 
     def queue_size(self, queued: int) -> None:
         self.labelling_queue.labels(**self._bound).set(queued)
@@ -243,11 +255,19 @@ class ServingMetrics:
         truth: str | None,
         accuracy: float | None,
         value_gained: float,
+        version: str | None = None,
     ) -> None:
-        """One feedback: ``truth`` is the true class when known (None: marked wrong only)."""
-        outcome = "correct" if correct else "wrong"
-        self.feedback.labels(**{"class": predicted}, outcome=outcome, **self._bound).inc()
-        self.feedback_labels.labels(predicted=predicted, actual=truth or "", **self._bound).inc()
+        """One feedback: ``truth`` is the true class when known (None: marked wrong only).
+
+        ``version`` is the version that made the prediction when it was not this one (the
+        feedback for an older version's prediction arrived after a rollout): the feedback
+        series count it there, so each version's quality is its own.
+        """
+        outcome = Metric.CORRECT if correct else Metric.WRONG
+        made_by = {**self._bound, "version": version or self.version}
+        self.feedback.labels(**{"class": predicted, Metric.OUTCOME: outcome}, **made_by).inc()
+        confusion = {Metric.PREDICTED: predicted, Metric.ACTUAL: truth or ""}
+        self.feedback_labels.labels(**confusion, **made_by).inc()
         if accuracy is not None:
             self.accuracy.labels(**self._bound).set(accuracy)
         if value_gained > 0:

@@ -48,6 +48,10 @@ class FeedbackResponse(BaseModel):
     id: str
     predicted: str = Field(description="The class that was predicted.")
     correct: bool
+    recorded: bool = Field(
+        description="False when this same feedback had been recorded before: a repeat is "
+        "answered again but counted once."
+    )
     summary: FeedbackSummary
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
+from textops.contracts import Alias, Tag
 from textops.data.dataset import QUEUE_SELECTED_NOTE, Dataset, text_digest
 from textops.data.split import DEFAULT_HOLDOUT_FRACTION, split_indices
 from textops.data.store import open_store
@@ -38,7 +39,6 @@ from textops.registry.lineage import lineage_tags
 from textops.registry.tracking import connect, ensure_experiment
 from textops.settings import Settings
 
-CHALLENGER = "challenger"
 MIN_HOLDOUT = 2
 MIN_REFERENCE_ROWS = 200  # fewer representative holdout rows: use them all
 # training texts encoded again for the embedding reference (a PCA needs no more; a real
@@ -72,7 +72,7 @@ class TrainResult:
             "run_id": self.run_id,
             "model": self.model_name,
             "version": self.version,
-            "alias": CHALLENGER if self.version else None,
+            "alias": Alias.CHALLENGER if self.version else None,
             "dataset": self.dataset_id,
             "train_rows": self.train_rows,
             "holdout_rows": self.holdout_rows,
@@ -137,7 +137,7 @@ def train(
         )
         progress.say(
             f"    run {run_id}"
-            + (f", {settings.model_name} v{version} @{CHALLENGER}" if version else "")
+            + (f", {settings.model_name} v{version} @{Alias.CHALLENGER}" if version else "")
         )
     return TrainResult(
         run_id=run_id,
@@ -208,13 +208,7 @@ def _log_run(
 ) -> tuple[str, str | None]:
     client = connect(settings)
     experiment_id = ensure_experiment(client, settings)
-    tags = {
-        **lineage_tags(settings.image_tag),
-        "textops.dataset.id": dataset.id,
-        "textops.dataset.sha256": dataset.manifest.sha256,
-        "textops.dataset.uri": settings.data_uri,
-        "textops.dataset.parent": dataset.manifest.parent or "",
-    }
+    tags = {**lineage_tags(settings.image_tag), **dataset_tags(dataset, settings.data_uri)}
     with (
         tempfile.TemporaryDirectory(prefix="textops-train-") as tmp,
         mlflow.start_run(experiment_id=experiment_id, tags=tags) as run,
@@ -274,5 +268,15 @@ def _log_run(
         client.set_model_version_tag(
             settings.model_name, version, "textops.macro_f1", f"{evaluation.macro_f1:.6f}"
         )
-        client.set_registered_model_alias(settings.model_name, CHALLENGER, version)
+        client.set_registered_model_alias(settings.model_name, Alias.CHALLENGER, version)
     return run_id, version
+
+
+def dataset_tags(dataset: Dataset, data_uri: str) -> dict[str, str]:
+    """The dataset version a run trained on, as run and model-version tags."""
+    return {
+        Tag.DATASET_ID: dataset.id,
+        Tag.DATASET_SHA256: dataset.manifest.sha256,
+        Tag.DATASET_URI: data_uri,
+        Tag.DATASET_PARENT: dataset.manifest.parent or "",
+    }
