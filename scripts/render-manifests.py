@@ -40,6 +40,7 @@ VALUES = [
     "minio.enabled=false",
     "prometheus.enabled=false",
     "grafana.enabled=false",
+    "labelStore.enabled=false",  # no database here: see docs/install.md
     "operator.config.mlflowTrackingUri=http://mlflow.mlflow.svc:5000",
     "operator.config.prometheusUrl=http://prometheus.monitoring.svc:9090",
 ]

@@ -85,10 +85,18 @@ class Env:
     WORKLOAD_TOLERATIONS: Final = "TEXTOPS_WORKLOAD_TOLERATIONS"
     RECONCILE_SECONDS: Final = "TEXTOPS_RECONCILE_SECONDS"
     METRICS_PORT: Final = "TEXTOPS_METRICS_PORT"
+    LABEL_STORE_SECRET_NAME: Final = "TEXTOPS_LABEL_STORE_SECRET_NAME"
 
     # developer tools (make, the dev servers and cluster, image builds)
     CACHE: Final = "TEXTOPS_CACHE"
     EMBEDDINGS_DIR: Final = "TEXTOPS_EMBEDDINGS_DIR"
+
+
+class SecretKey:
+    """Keys of the label store's Secret (the chart makes it, the operator references it)."""
+
+    LABEL_DB_URL: Final = "url"  # -> TEXTOPS_LABEL_DB of serving pods and Jobs
+    LABEL_TOKEN: Final = "token"  # -> TEXTOPS_LABEL_TOKEN of serving pods
 
 
 class Alias:
@@ -121,6 +129,7 @@ class Tag:
     DATASET_SHA256: Final = "textops.dataset.sha256"
     DATASET_URI: Final = "textops.dataset.uri"
     DATASET_PARENT: Final = "textops.dataset.parent"
+    DATASET_LABELS_ADDED: Final = "textops.dataset.labels_added"  # by its label export
     # the promotion gate's verdict (textops.registry.gate)
     GATE_DECISION: Final = "textops.gate.decision"
     GATE_REASON: Final = "textops.gate.reason"
@@ -174,6 +183,7 @@ class Metric:
 
     FEEDBACK: Final = "textops_feedback"  # labels: model, version, class, outcome
     FEEDBACK_LABELS: Final = "textops_feedback_labels"  # labels: model, version, predicted, actual
+    LABELS_UNEXPORTED: Final = "textops_labels_unexported"  # labels no dataset version holds
     OUTCOME: Final = "outcome"
     CORRECT: Final = "correct"
     WRONG: Final = "wrong"

@@ -126,9 +126,25 @@ def test_values_schema_refuses_bad_values(setting: str, message: str) -> None:
 
 
 def test_mlflow_without_a_backend_store_is_refused_with_a_message() -> None:
-    done = helm("template", "x", "CHART", "--set", "mysql.enabled=false", check=False)
+    off = ("--set", "mysql.enabled=false", "--set", "labelStore.enabled=false")
+    done = helm("template", "x", "CHART", *off, check=False)
     assert done.returncode != 0
     assert "mlflow.backendStore.existingSecret" in done.stderr
+
+
+def test_a_label_store_without_a_database_is_refused_with_a_message() -> None:
+    done = helm(
+        "template",
+        "x",
+        "CHART",
+        "--set",
+        "mysql.enabled=false",
+        "--set",
+        "mlflow.backendStore.existingSecret=b",
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "labelStore.existingSecret" in done.stderr
 
 
 # --------------------------------------------------------------------------- every object
@@ -174,7 +190,8 @@ def test_credentials_come_only_from_secrets(values: Path) -> None:
     for obj in (o for o in objects if o["kind"] in POD_KINDS):
         for container in pod_spec(obj)["containers"]:
             for name, value in env_of(container).items():
-                if any(word in name for word in ("PASSWORD", "SECRET", "TOKEN")):
+                names_a_secret = name.endswith("_SECRET_NAME")  # a name, not a credential
+                if any(w in name for w in ("PASSWORD", "SECRET", "TOKEN")) and not names_a_secret:
                     assert isinstance(value, dict), f"{obj['metadata']['name']}: {name} is plain"
                 if isinstance(value, str):
                     # a URI may carry a password only as a $(VAR) reference to a secret variable

@@ -8,6 +8,7 @@ written that no reader uses, fails here instead of reading as "absent" in a clus
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,20 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.unit.test_operator_builders import CONFIG
-from textops.contracts import GROUP, Alias, Annotation, Env, Label, Metric, Tag, Target
+from textops.contracts import (
+    GROUP,
+    Alias,
+    Annotation,
+    Env,
+    Label,
+    Metric,
+    SecretKey,
+    Tag,
+    Target,
+)
 from textops.data.dataset import Row, build_dataset
+from textops.data.store import open_store
+from textops.labelling.export import export_labels
 from textops.model.evaluation import Evaluation
 from textops.monitoring.drift import DriftReport, DriftResult
 from textops.operator.builders import build_deployment, build_retraining_job
@@ -55,7 +68,16 @@ def _mdep() -> ModelDeployment:
 
 
 def _env(container: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container["env"]}
+    """The plain values (references to Secrets are checked on their own)."""
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+def _secret_refs(container: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    refs = (e for e in container["env"] if "valueFrom" in e)
+    return {
+        e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for e in refs
+    }
 
 
 def _changed(env: dict[str, str], name: str) -> dict[str, str]:
@@ -154,19 +176,31 @@ def test_the_jobs_annotations_are_what_the_operator_reads_back() -> None:
     assert job["spec"]["template"]["metadata"]["labels"][Label.TRIGGER] == "drift"
 
 
-def test_the_version_train_prints_is_the_key_the_entrypoint_reads() -> None:
+def test_the_fields_the_entrypoint_reads_are_the_ones_export_and_train_print(
+    textops_home: Path,
+) -> None:
     script = (ROOT / "training" / "entrypoint.sh").read_text()
-    assert set(re.findall(r'\["(\w+)"\]', script)) == {"version"}
+    read = dict(re.findall(r'field "\$workdir/(\w+)" (\w+)', script))
+    assert read == {"exported": "dataset", "trained": "version"}
     evaluation = Evaluation(["a", "b"], 0.5, 0.5, 1.0, 0.1, {}, [[1, 0], [0, 1]], 2)
     result = TrainResult("run-1", "m", "3", "ds-1", evaluation, 10, 2)
-    assert result.summary()["version"] == "3"
+    assert result.summary()[read["trained"]] == "3"
+    settings = load_settings()
+    seed = build_dataset([Row("房间干净", "positive"), Row("服务很差", "negative")], "seed")
+    open_store(settings.data_uri, settings).put(seed)
+    assert export_labels(settings)[read["exported"]] == seed.id
 
 
 # --------------------------------------------------------------------- pipeline, gate -> operator
 
 
 def test_the_operator_reads_the_lineage_and_verdict_the_pipeline_and_gate_write() -> None:
-    dataset = build_dataset([Row("房间很干净", "positive"), Row("服务太差了", "negative")], "t")
+    dataset = build_dataset(
+        [Row("房间很干净", "positive"), Row("服务太差了", "negative")],
+        "labels:mysql",
+        parent="ds-0123456789abcdef",
+        notes={"labels_added": 1},
+    )
     decision = Decision(True, "better", "macro_f1", 0.91, 0.87, {"negative": 0.01})
     tags = {
         **lineage_tags("textops/training:1", {}),
@@ -178,6 +212,8 @@ def test_the_operator_reads_the_lineage_and_verdict_the_pipeline_and_gate_write(
     assert candidate.decision == "promoted" and candidate.reason == "better"
     assert candidate.dataset_id == dataset.id
     assert candidate.dataset_sha256 == dataset.manifest.sha256
+    assert (candidate.dataset_parent, candidate.labels_added) == ("ds-0123456789abcdef", 1)
+    assert candidate.lineage()["labels_added"] == 1
     assert candidate.git_commit == "abc123" and candidate.code_sha256
     assert candidate.metric == "macro_f1" and candidate.champion_version == "4"
     assert (candidate.candidate_value, candidate.champion_value) == (0.91, 0.87)
@@ -198,6 +234,7 @@ def _exposition() -> dict[str, list[dict[str, str]]]:
     metrics = ServingMetrics("m", "3", registry=registry)
     metrics.feedback_given("positive", True, "positive", 1.0, 0.0)
     metrics.feedback_given("positive", False, "negative", 0.5, 0.0)
+    metrics.unexported_labels(7)
     feature, prediction = (DriftResult(k, k, 0.3, 0.2, 100, True) for k in Metric.DRIFT_KINDS)
     component = DriftResult("rare_text_share", "feature", 0.1, 0.2, 100, False)
     metrics.drift_report(DriftReport(feature, prediction, (component,), 100).gauges())
@@ -217,6 +254,7 @@ def test_the_series_the_operator_queries_are_the_ones_serving_publishes() -> Non
         ("positive", "positive"),
         ("positive", "negative"),
     }
+    assert series[Metric.LABELS_UNEXPORTED] == [{"model": "m", "version": "3"}]
     for kind in Metric.DRIFT_KINDS:
         for part in Metric.DRIFT_PARTS:
             published = series[Metric.drift(kind, part)]
@@ -286,3 +324,31 @@ def test_group_prefixes_every_label_and_annotation_of_ours() -> None:
 def test_no_name_is_spelled_twice(kind: type) -> None:
     values = [v for k, v in vars(kind).items() if k.isupper() and isinstance(v, str)]
     assert len(values) == len(set(values))
+
+
+def test_the_label_store_secret_the_chart_makes_is_the_one_pods_and_jobs_reference() -> None:
+    from tests.unit.test_chart_render import env_of, find, pod_spec, render
+
+    objects = render()
+    operator_env = env_of(
+        pod_spec(find(objects, "Deployment", "textops-operator"))["containers"][0]
+    )
+    secret_name = operator_env[Env.LABEL_STORE_SECRET_NAME]
+    secret = find(objects, "Secret", secret_name)
+    assert set(secret["stringData"]) >= {SecretKey.LABEL_DB_URL, SecretKey.LABEL_TOKEN}
+    assert secret["stringData"][SecretKey.LABEL_DB_URL].startswith("mysql+pymysql://")
+    config = dataclasses.replace(
+        CONFIG, label_store_secret=load_config(operator_env).label_store_secret
+    )
+    pod = build_deployment(_mdep(), config, "7")["spec"]["template"]["spec"]["containers"][0]
+    assert _secret_refs(pod) == {
+        Env.LABEL_DB: (secret_name, SecretKey.LABEL_DB_URL),
+        Env.LABEL_TOKEN: (secret_name, SecretKey.LABEL_TOKEN),
+    }
+    job = build_retraining_job(_mdep(), config, TRIGGER)["spec"]["template"]["spec"]
+    assert _secret_refs(job["containers"][0]) == {
+        Env.LABEL_DB: (secret_name, SecretKey.LABEL_DB_URL)
+    }
+    # and what the pod reads from them
+    env = {**_env(pod), Env.LABEL_DB: secret["stringData"][SecretKey.LABEL_DB_URL]}
+    assert load_settings(env).label_db == secret["stringData"][SecretKey.LABEL_DB_URL]

@@ -6,12 +6,21 @@ import dataclasses
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from tests.label_store_cases import sample
 from textops.data.dataset import QUEUE_SELECTED_NOTE, Row, build_dataset, text_digest
 from textops.data.store import open_store
 from textops.labelling.export import export_labels, merge_labels
 from textops.labelling.store import FEEDBACK_REASON, LabelStore, StoredLabel
-from textops.settings import Settings
+from textops.settings import Settings, load_settings
+
+
+@pytest.fixture
+def settings(textops_home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The embedded settings, serving the model the store's samples were captured from."""
+    monkeypatch.setenv("TEXTOPS_MODEL_NAME", sample(0).model_name)
+    return load_settings()
 
 
 def _label(i: int, text: str, label: str) -> StoredLabel:
@@ -107,3 +116,27 @@ def test_texts_the_queue_chose_are_marked_for_the_training_reference(settings: S
     second = export_labels(settings)  # the marks of the parent carry over
     marked = store.get(second["dataset"]).manifest.notes[QUEUE_SELECTED_NOTE]
     assert marked == sorted([text_digest("前台态度冷淡"), text_digest("床很舒服")])
+
+
+def test_only_the_models_own_labels_are_exported_and_counted(settings: Settings) -> None:
+    store = open_store(settings.data_uri, settings)
+    store.put(build_dataset([Row("房间干净", "positive"), Row("服务很差", "negative")], "seed"))
+    labels = LabelStore(settings.label_db)
+    other = dataclasses.replace(sample(9, text="别的模型的样本"), model_name="news-topics")
+    labels.add_samples([sample(1, text="前台态度冷淡"), sample(2, text="早餐丰富"), other])
+    labels.submit_label("p-1", "negative", "alice")
+    labels.submit_label("p-9", "体育", "alice")
+    assert labels.unexported_labels(settings.model_name) == 1
+    assert labels.unexported_labels("news-topics") == 1
+
+    first = export_labels(settings)
+    rows = {r.text for r in store.get(first["dataset"]).rows}
+    assert "前台态度冷淡" in rows and "别的模型的样本" not in rows
+    assert labels.unexported_labels(settings.model_name) == 0  # all in a dataset version now
+    assert labels.unexported_labels("news-topics") == 1
+
+    labels.submit_label("p-2", "positive", "bob")
+    assert labels.unexported_labels(settings.model_name) == 1
+    export_labels(settings)
+    again = export_labels(settings)  # nothing new: no version, the count stays at zero
+    assert not again["created"] and labels.unexported_labels(settings.model_name) == 0

@@ -65,6 +65,29 @@ def test_label_values_are_quoted(asked: list[str]) -> None:
     assert all('model="m\\"x"' in e and 'modeldeployment="a\\\\b"' in e for e in asked)
 
 
-def test_new_labels_count_every_deployment_of_the_model(asked: list[str]) -> None:
+def test_new_labels_are_the_label_stores_count_of_labels_no_dataset_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+
+    def answer(base_url: str, expr: str) -> float | None:
+        asked.append(expr)
+        return 42.0
+
+    monkeypatch.setattr(prometheus_io, "query", answer)
+    assert prometheus_io.new_labels("http://p", "m", timedelta(minutes=5)) == 42
+    assert asked == ['max(textops_labels_unexported{model="m"})']
+
+
+def test_without_the_label_stores_gauge_new_labels_are_the_feedback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+
+    def answer(base_url: str, expr: str) -> float | None:
+        asked.append(expr)
+        return None if "unexported" in expr else 300.0
+
+    monkeypatch.setattr(prometheus_io, "query", answer)
     assert prometheus_io.new_labels("http://p", "m", timedelta(minutes=5)) == 300
-    assert asked == ['sum(increase(textops_feedback_total{model="m"}[300s]))']
+    assert asked[1:] == ['sum(increase(textops_feedback_total{model="m"}[300s]))']

@@ -1,9 +1,10 @@
 """Labels → the next dataset version.
 
-Every export merges *all* labels in the store onto a base version (the newest by default), so
-nothing labelled can be lost between runs, and content addressing does the bookkeeping: with no
-new labels the merged content is identical, the id is the base's own, and no version is
-created. A new version records its parent.
+Every export merges *all* labels of one model's samples onto a base version (the newest by
+default), so nothing labelled can be lost between runs, and content addressing does the
+bookkeeping: with no new labels the merged content is identical, the id is the base's own, and
+no version is created. A new version records its parent; the label store records which labels
+each export holds, so "labels not yet in a dataset version" is one query.
 
 Conflicts are listed, never resolved silently: a sample whose annotators disagree is left out,
 and a labelled text that the base already holds under another label keeps the base's label.
@@ -72,9 +73,13 @@ def merge_labels(base: Sequence[Row], stored: Sequence[StoredLabel]) -> MergeRes
 
 
 def export_labels(settings: Settings, base: str = "latest") -> dict[str, Any]:
+    """Merge the labels of ``settings.model_name``'s samples into a version derived from
+    ``base``, and record in the label store which labels it holds (so "new labels" restarts
+    from zero for that model)."""
     store = open_store(settings.data_uri, settings)
     parent = store.get(base)
-    stored = LabelStore(settings.label_db).labels_after(0)
+    labels = LabelStore(settings.label_db)
+    stored = labels.labels_after(0, model_name=settings.model_name)
     merged = merge_labels(parent.rows, stored)
     # texts the queue chose stay marked in every descendant: the training pipeline keeps them
     # out of the prediction-drift reference (they are not what ordinary traffic looks like)
@@ -95,9 +100,15 @@ def export_labels(settings: Settings, base: str = "latest") -> dict[str, Any]:
     )
     created = candidate.id != parent.id and store.put(candidate)
     result = candidate.id if candidate.id != parent.id else parent.id
+    if stored:
+        labels.record_export(
+            settings.model_name, result, parent.id, stored[-1].id, merged.added if created else 0
+        )
     return {
         "dataset": result,
         "parent": parent.id,
+        "model": settings.model_name,
+        "labels_in_store": len(stored),
         "created": created,
         "rows": len(merged.rows),
         "labels_added": merged.added,

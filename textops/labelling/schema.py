@@ -87,10 +87,24 @@ predictions = sa.Table(
     sa.Column("feedback_at", sa.DateTime, nullable=True),
 )
 
+exports = sa.Table(
+    "label_exports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(255), nullable=False, index=True),
+    sa.Column("dataset_id", sa.String(64), nullable=False),
+    sa.Column("parent_id", sa.String(64), nullable=False),
+    # every label of the model up to this id is in dataset_id: what "new labels" counts from
+    sa.Column("last_label_id", sa.Integer, nullable=False),
+    sa.Column("labels_added", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
 # Each migration creates what it introduces; never edit one that has shipped, add the next.
 MIGRATIONS: list[Sequence[sa.Table]] = [
     [schema_version, samples, labels, skips],
     [predictions],  # feedback for any replica's prediction, before or after a restart
+    [exports],  # which labels are in which dataset version, per model
 ]
 
 

@@ -31,6 +31,7 @@ from textops.errors import TextopsError
 from textops.labelling.config import QueueConfig, load_queue_config
 from textops.labelling.live_queue import DriftMeasure, Pending, Placed, QueueCache
 from textops.labelling.schema import (
+    exports,
     labels,
     migrate,
     now,
@@ -278,8 +279,9 @@ class LabelStore:
 
         self._transaction(work)
 
-    def labels_after(self, last_id: int = 0) -> list[StoredLabel]:
-        """Every label with an id above ``last_id``, oldest first (for incremental export)."""
+    def labels_after(self, last_id: int = 0, model_name: str | None = None) -> list[StoredLabel]:
+        """Every label with an id above ``last_id`` (of samples ``model_name`` predicted, when
+        given), oldest first."""
         query = (
             sa.select(
                 labels.c.id,
@@ -294,8 +296,42 @@ class LabelStore:
             .where(labels.c.id > last_id)
             .order_by(labels.c.id)
         )
+        if model_name is not None:
+            query = query.where(samples.c.model_name == model_name)
         with self.engine.connect() as conn:
             return [StoredLabel(*row) for row in conn.execute(query)]
+
+    def record_export(
+        self, model_name: str, dataset_id: str, parent_id: str, last_label_id: int, added: int
+    ) -> None:
+        """Say that ``dataset_id`` holds every label of ``model_name`` up to ``last_label_id``."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                exports.insert().values(
+                    model_name=model_name,
+                    dataset_id=dataset_id,
+                    parent_id=parent_id,
+                    last_label_id=last_label_id,
+                    labels_added=added,
+                    created_at=now(),
+                )
+            )
+
+    def unexported_labels(self, model_name: str) -> int:
+        """Labels of ``model_name``'s samples given since its newest export: what the next
+        retraining would add (``minNewLabels`` counts these)."""
+        with self.engine.connect() as conn:
+            done = conn.execute(
+                sa.select(sa.func.max(exports.c.last_label_id)).where(
+                    exports.c.model_name == model_name
+                )
+            ).scalar()
+            query = (
+                sa.select(sa.func.count())
+                .select_from(labels.join(samples, samples.c.id == labels.c.sample_id))
+                .where(samples.c.model_name == model_name, labels.c.id > (done or 0))
+            )
+            return int(conn.execute(query).scalar_one())
 
     def stats(self) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from textops.contracts import Annotation, Env, Label
+from textops.contracts import Annotation, Env, Label, SecretKey
 from textops.operator.config import Config
 from textops.operator.policy import Trigger
 from textops.operator.spec import (
@@ -119,6 +119,21 @@ def _env_from(mdep: ModelDeployment) -> list[Body]:
     return [{"secretRef": {"name": secret}}] if secret else []
 
 
+def _label_store_env(config: Config, with_token: bool) -> list[Body]:
+    """The installation's label store (and the labelling API's token) by Secret reference: the
+    URL holds a password, so it never appears in the spec."""
+    secret = config.label_store_secret
+    if not secret:
+        return []
+    keys = [(Env.LABEL_DB, SecretKey.LABEL_DB_URL)]
+    if with_token:
+        keys.append((Env.LABEL_TOKEN, SecretKey.LABEL_TOKEN))
+    return [
+        {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for name, key in keys
+    ]
+
+
 def _s3_env(config: Config) -> dict[str, str | None]:
     return {Env.S3_ENDPOINT: config.s3_endpoint, Env.MLFLOW_S3_ENDPOINT_URL: config.s3_endpoint}
 
@@ -184,7 +199,8 @@ def build_deployment(mdep: ModelDeployment, config: Config, version: str) -> Bod
                 "HOME": "/tmp",
                 **_s3_env(config),
             }
-        ),
+        )
+        + _label_store_env(config, with_token=True),
         "envFrom": _env_from(mdep),
         "resources": _resources(spec.serving.resources),
         # Loading a model can take minutes; the startup probe holds liveness off meanwhile.
@@ -303,7 +319,7 @@ def build_retraining_job(
             "HOME": "/tmp",
             **_s3_env(config),
         }
-    )
+    ) + _label_store_env(config, with_token=False)
     container: Body = {
         "name": "train",
         "image": image,

@@ -21,6 +21,10 @@ of every resource. The Helm chart sets each variable; the defaults below match i
 - ``TEXTOPS_WORKLOAD_NODE_SELECTOR`` (``{}``) and ``TEXTOPS_WORKLOAD_TOLERATIONS`` (``[]``):
   JSON ``nodeSelector`` and ``tolerations`` of every serving pod and retraining Job pod, so a
   cluster admin can keep model workloads on their own node pool (GPU nodes, a tainted pool).
+- ``TEXTOPS_LABEL_STORE_SECRET_NAME`` (unset): a Secret in the ModelDeployment's namespace with keys
+  ``url`` (the installation's label store) and ``token`` (the labelling API's); serving pods and
+  Jobs get ``TEXTOPS_LABEL_DB`` (and pods ``TEXTOPS_LABEL_TOKEN``) from it by reference. Unset:
+  each serving pod keeps its own SQLite under /tmp.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class Config:
     image_pull_policy: str = "IfNotPresent"
     training_service_account: str | None = None
     history_limit: int = 20
+    label_store_secret: str | None = None
     workload_node_selector: dict[str, str] = field(default_factory=dict)
     workload_tolerations: list[dict[str, Any]] = field(default_factory=list)
 
@@ -78,6 +83,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         image_pull_policy=e.get(Env.IMAGE_PULL_POLICY) or base.image_pull_policy,
         training_service_account=e.get(Env.TRAINING_SERVICE_ACCOUNT) or None,
         history_limit=int(e.get(Env.HISTORY_LIMIT) or base.history_limit),
+        label_store_secret=e.get(Env.LABEL_STORE_SECRET_NAME) or None,
         workload_node_selector=_node_selector(e.get(Env.WORKLOAD_NODE_SELECTOR) or "{}"),
         workload_tolerations=_tolerations(e.get(Env.WORKLOAD_TOLERATIONS) or "[]"),
     )

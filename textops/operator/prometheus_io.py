@@ -120,10 +120,16 @@ def observe(
 
 
 def new_labels(base_url: str, model: str, since: timedelta) -> int:
-    """Feedback labels of any version of ``model`` received over the last ``since``.
+    """Labels of ``model``'s samples that no dataset version holds yet.
 
-    Not scoped to one ModelDeployment: feedback to any deployment of the model is new data.
+    Counted in the installation's label store and published by every serving pod of the
+    model (``textops_labels_unexported``, the same count from each: the largest is taken).
+    Serving pods without the shared store publish no such gauge; then the feedback to any
+    version and deployment of the model over the last ``since`` stands in.
     """
+    counted = query(base_url, f"max({Metric.LABELS_UNEXPORTED}{{{_selector(model, None)}}})")
+    if counted is not None:
+        return round(counted)
     value = query(
         base_url,
         f"sum(increase({counter_total(Metric.FEEDBACK)}{{{_selector(model, None)}}}"

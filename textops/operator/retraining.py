@@ -120,6 +120,7 @@ def job_state(body: Mapping[str, Any]) -> JobState:
 LINEAGE_TAGS = {
     "dataset_id": Tag.DATASET_ID,
     "dataset_sha256": Tag.DATASET_SHA256,
+    "dataset_parent": Tag.DATASET_PARENT,
     "git_commit": Tag.GIT_COMMIT,
     "code_sha256": Tag.CODE_SHA256,
 }
@@ -129,6 +130,11 @@ GATE_NUMBERS = {
     "champion_value": Tag.GATE_CHAMPION_VALUE,
 }
 _UNSET = ("", Tag.UNKNOWN)  # what the pipeline writes when it does not know (no git, no champion)
+
+
+def _count(value: str | None) -> int | None:
+    """A non-negative whole number from a tag, else None."""
+    return int(value) if value is not None and value.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,8 @@ class Candidate:
     run_id: str | None = None
     dataset_id: str | None = None
     dataset_sha256: str | None = None
+    dataset_parent: str | None = None
+    labels_added: int | None = None
     git_commit: str | None = None
     code_sha256: str | None = None
     metric: str | None = None
@@ -171,6 +179,8 @@ class Candidate:
             run_id=run_id or None,
             dataset_id=text(LINEAGE_TAGS["dataset_id"]),
             dataset_sha256=text(LINEAGE_TAGS["dataset_sha256"]),
+            dataset_parent=text(LINEAGE_TAGS["dataset_parent"]),
+            labels_added=_count(text(Tag.DATASET_LABELS_ADDED)),
             git_commit=text(LINEAGE_TAGS["git_commit"]),
             code_sha256=text(LINEAGE_TAGS["code_sha256"]),
             metric=text(GATE_TAGS["metric"]),
@@ -181,7 +191,11 @@ class Candidate:
 
     def lineage(self) -> dict[str, Any]:
         """History fields naming where the candidate came from (run, dataset, code)."""
-        return {"run_id": self.run_id, **{name: getattr(self, name) for name in LINEAGE_TAGS}}
+        return {
+            "run_id": self.run_id,
+            **{name: getattr(self, name) for name in LINEAGE_TAGS},
+            "labels_added": self.labels_added,
+        }
 
     def verdict(self) -> dict[str, Any]:
         """History fields of the gate's decision and the numbers it compared."""

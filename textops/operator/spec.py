@@ -266,6 +266,8 @@ class HistoryRecord:
     run_id: str | None = None
     dataset_id: str | None = None
     dataset_sha256: str | None = None
+    dataset_parent: str | None = None
+    labels_added: int | None = None
     git_commit: str | None = None
     code_sha256: str | None = None
     decision: GateDecision | None = None

@@ -116,6 +116,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 # how often (at most) the labelling-queue gauge is recounted while captures are written
 QUEUE_GAUGE_EVERY_S = 5.0
+# how often the label store's gauges (queue, labels not yet in a dataset) are refreshed
+LABEL_GAUGES_EVERY_S = 10.0
 # how often (at most) predictions past their retention are deleted from the prediction log
 PRUNE_EVERY_S = 600.0
 
@@ -213,9 +215,18 @@ class TextClassifierService:
         # cyclic GC from walking them on every full collection (pauses of 70-270 ms were
         # logged under load, a suspect for the latency tail)
         gc.freeze()
+        threading.Thread(target=self._watch_labels, name="textops-labels", daemon=True).start()
         if self.drift is not None and self.config.drift_interval_s > 0:
             threading.Thread(target=self._watch_drift, name="textops-drift", daemon=True).start()
         logger.info("loaded %s in %.1fs", self.ref.uri, time.perf_counter() - started)
+
+    @bentoml.on_shutdown
+    def flush_label_writes(self) -> None:
+        """A worker stopping (a pod deleted, a rollout) writes its queued captures and
+        predictions first, so feedback for what it answered still finds them."""
+        if self.prediction_log is not None:
+            self.prediction_log.close(timeout=10)
+        self.capture.close(timeout=10)
 
     def _open_label_store(self) -> LabelStore:
         return LabelStore(self.settings.label_db)
@@ -236,6 +247,19 @@ class TextClassifierService:
         if now - self._queue_gauge_at >= QUEUE_GAUGE_EVERY_S:
             self._queue_gauge_at = now
             self.metrics.queue_size(store.stats()["queued"])
+
+    def _watch_labels(self) -> None:
+        """On a timer: the labels of this model not yet in a dataset version, from the shared
+        label store, for the operator's ``minNewLabels`` (labels given on the labelling page
+        or by feedback, at any replica, count alike)."""
+        while True:
+            try:
+                store = self._label_store()
+                self.metrics.unexported_labels(store.unexported_labels(self.ref.name))
+                self.metrics.queue_size(store.stats()["queued"])
+            except Exception as exc:  # the store may be down; the gauge keeps its last value
+                logger.warning("label gauges not refreshed: %s", exc)
+            time.sleep(LABEL_GAUGES_EVERY_S)
 
     def _watch_drift(self) -> None:
         """On a timer, not per request: evaluate the window, publish it, queue its suspects."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -61,8 +62,32 @@ class StoreWriter(Generic[T]):
         return True
 
     def close(self, timeout: float = 5.0) -> None:
+        """Stop taking the queue in the background, then write what is left (a pod being
+        deleted drains: what it answered reaches the store), giving up after ``timeout``."""
         self._stop.set()
         self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        left = self._drain([])
+        while left and time.monotonic() < deadline:
+            try:
+                store = self._open_store()
+                for start in range(0, len(left), BATCH):
+                    self._write(store, left[start : start + BATCH])
+                return
+            except Exception as exc:
+                logger.warning("%s: final write failed (%s)", self.name, exc)
+                time.sleep(0.5)
+        if left:
+            logger.error("%s: %d items not written at shutdown", self.name, len(left))
+
+    def _drain(self, batch: list[T], limit: int | None = None) -> list[T]:
+        """Move queued items into ``batch`` without waiting (at most ``limit`` in all)."""
+        while limit is None or len(batch) < limit:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
 
     def _run(self) -> None:
         store: LabelStore | None = None
@@ -74,11 +99,7 @@ class StoreWriter(Generic[T]):
                     batch.append(self._queue.get(timeout=0.5))
                 except queue.Empty:
                     continue
-                while len(batch) < BATCH:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
+                self._drain(batch, BATCH)
             try:
                 store = store or self._open_store()
                 self._write(store, batch)
@@ -89,6 +110,12 @@ class StoreWriter(Generic[T]):
                 store = None
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+        for item in reversed(batch):  # unwritten: back to the front for close() to write
+            self._requeue(item)
+
+    def _requeue(self, item: T) -> None:
+        with self._queue.mutex:
+            self._queue.queue.appendleft(item)
 
 
 def capture_queue(

@@ -180,6 +180,14 @@ class ServingMetrics:
             BASE,
             registry=r,
         )
+        self.labels_unexported = Gauge(
+            Metric.LABELS_UNEXPORTED,
+            "Labels of this model's samples in the label store that no dataset version holds "
+            "yet (what the next retraining adds; the operator's minNewLabels counts these).",
+            BASE,
+            multiprocess_mode="max",
+            registry=r,
+        )
         self.labelling_queue = Gauge(
             "textops_labelling_queue_samples",
             "Samples in the label store waiting for a label.",
@@ -208,6 +216,9 @@ class ServingMetrics:
 
     def prediction_log_drop(self) -> None:
         self.prediction_log_dropped.labels(**self._bound).inc()
+
+    def unexported_labels(self, count: int) -> None:
+        self.labels_unexported.labels(**self._bound).set(count)
 
     def queue_size(self, queued: int) -> None:
         self.labelling_queue.labels(**self._bound).set(queued)

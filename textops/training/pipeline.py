@@ -279,4 +279,6 @@ def dataset_tags(dataset: Dataset, data_uri: str) -> dict[str, str]:
         Tag.DATASET_SHA256: dataset.manifest.sha256,
         Tag.DATASET_URI: data_uri,
         Tag.DATASET_PARENT: dataset.manifest.parent or "",
+        # labels the export that made this version added to its parent (0: not an export)
+        Tag.DATASET_LABELS_ADDED: str(int(dataset.manifest.notes.get("labels_added") or 0)),
     }

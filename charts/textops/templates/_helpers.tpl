@@ -247,3 +247,21 @@ neither: the operator then keeps its own default). Call with (list $ override).
 {{- define "textops.operatorServiceAccount" -}}
 {{- default (include "textops.componentName" (list . "operator")) .Values.operator.serviceAccount.name }}
 {{- end }}
+
+{{/*
+The Secret holding the label store's URL (key url) and the labelling API's token (key token):
+labelStore.existingSecret, else the one this chart generates on its MySQL; empty when the
+label store is off. Fails when it is on with neither.
+*/}}
+{{- define "textops.labelStoreSecret" -}}
+{{- $ls := .Values.labelStore -}}
+{{- if $ls.enabled -}}
+{{- if $ls.existingSecret -}}
+{{- $ls.existingSecret -}}
+{{- else if .Values.mysql.enabled -}}
+{{- include "textops.componentName" (list . "labels") -}}
+{{- else -}}
+{{- fail "labelStore.enabled needs a database: enable mysql, or set labelStore.existingSecret" -}}
+{{- end -}}
+{{- end -}}
+{{- end }}
