@@ -116,6 +116,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 # how often (at most) the labelling-queue gauge is recounted while captures are written
 QUEUE_GAUGE_EVERY_S = 5.0
+# how long the prediction log's writer gathers predictions before one transaction writes
+# them (well inside the time feedback from another replica waits for an unknown id)
+PREDICTION_LOG_LINGER_S = 0.2
 # how often the label store's gauges (queue, labels not yet in a dataset) are refreshed
 LABEL_GAUGES_EVERY_S = 10.0
 # how often (at most) predictions past their retention are deleted from the prediction log
@@ -177,6 +180,7 @@ class TextClassifierService:
                 self.config.prediction_log_queue,
                 on_drop=self.metrics.prediction_log_drop,
                 on_written=self._predictions_written,
+                linger_s=PREDICTION_LOG_LINGER_S,
             )
         self._pruned_at = -PRUNE_EVERY_S
         self.feedback_desk = FeedbackDesk(

@@ -21,7 +21,7 @@ from textops.labelling.store import CapturedSample, LabelStore
 
 logger = logging.getLogger("textops.serving.capture")
 
-BATCH = 100
+BATCH = 500
 MAX_BACKOFF_S = 30.0
 T = TypeVar("T")
 
@@ -37,8 +37,12 @@ class StoreWriter(Generic[T]):
         capacity: int,
         on_drop: Callable[[], None],
         on_written: Callable[[int, LabelStore], None] = lambda _n, _store: None,
+        linger_s: float = 0.0,
     ) -> None:
         self.name = name
+        # after the first item, wait this long for more: one transaction per interval instead
+        # of one per request (and one wake-up of this thread) under load
+        self.linger_s = linger_s
         self._open_store = open_store
         self._write = write
         self._queue: queue.Queue[T] = queue.Queue(maxsize=capacity)
@@ -99,6 +103,8 @@ class StoreWriter(Generic[T]):
                     batch.append(self._queue.get(timeout=0.5))
                 except queue.Empty:
                     continue
+                if self.linger_s > 0:
+                    self._stop.wait(self.linger_s)
                 self._drain(batch, BATCH)
             try:
                 store = store or self._open_store()
