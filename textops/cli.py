@@ -118,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="local transformer folder whose embeddings are added to the features "
         "(default $TEXTOPS_EMBEDDINGS_DIR; never downloaded)",
     )
+    tr.add_argument(
+        "--reference-traffic",
+        type=int,
+        default=int(os.environ.get(Env.REFERENCE_TRAFFIC) or 0),
+        metavar="N",
+        help="profile the drift reference on the model's N most recently served texts (from "
+        "the label store's prediction log) instead of the holdout; 0: the holdout "
+        "(default $TEXTOPS_REFERENCE_TRAFFIC or 0)",
+    )
     tr.set_defaults(handler=_train)
 
     pr = sub.add_parser(
@@ -182,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("--new-share", "new_share", float, "share of hotel reviews in the shifted traffic"),
         ("--labels", "labels", int, "labels the simulated annotator gives"),
         ("--seed", "seed", int, "seed for the data split and the traffic"),
+        (
+            "--reference-traffic",
+            "reference_traffic",
+            int,
+            "served texts v2's drift reference is profiled on (0: its holdout)",
+        ),
     ):
         demo.add_argument(
             flag,
@@ -259,7 +274,15 @@ def _train(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     if args.max_depth:
         xgb = replace(xgb, max_depth=args.max_depth)
     params = ClassifierParams(xgb=xgb, embeddings_dir=args.embeddings_dir or None)
-    result = train(settings, args.dataset, params, not args.no_register)
+    if args.reference_traffic < 0:
+        raise TextopsError("--reference-traffic must be 0 or more")
+    result = train(
+        settings,
+        args.dataset,
+        params,
+        not args.no_register,
+        reference_traffic=args.reference_traffic,
+    )
     return result.summary()
 
 
@@ -299,6 +322,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         new_share=args.new_share,
         labels=args.labels,
         seed=args.seed,
+        reference_traffic=args.reference_traffic,
     )
     return run_demo(settings, _policy(args), size)
 

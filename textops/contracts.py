@@ -54,6 +54,7 @@ class Env:
     REQUEST_TIMEOUT_S: Final = "TEXTOPS_REQUEST_TIMEOUT_S"
     TIMEOUT_MIDDLEWARE: Final = "TEXTOPS_TIMEOUT_MIDDLEWARE"
     ACCESS_LOG: Final = "TEXTOPS_ACCESS_LOG"
+    WORKERS: Final = "TEXTOPS_WORKERS"
     PREDICTION_LOG: Final = "TEXTOPS_PREDICTION_LOG"
     PREDICTION_LOG_QUEUE: Final = "TEXTOPS_PREDICTION_LOG_QUEUE"
     PREDICTION_RETENTION_H: Final = "TEXTOPS_PREDICTION_RETENTION_H"
@@ -73,6 +74,7 @@ class Env:
     TRIGGER_REASON: Final = "TEXTOPS_TRIGGER_REASON"
     MODELDEPLOYMENT: Final = "TEXTOPS_MODELDEPLOYMENT"
     SERVING_VERSION: Final = "TEXTOPS_SERVING_VERSION"
+    REFERENCE_TRAFFIC: Final = "TEXTOPS_REFERENCE_TRAFFIC"
 
     # the operator (textops.operator.config), set by the chart's operator Deployment
     PROMETHEUS_URL: Final = "TEXTOPS_PROMETHEUS_URL"
@@ -129,6 +131,7 @@ class Tag:
     DATASET_SHA256: Final = "textops.dataset.sha256"
     DATASET_URI: Final = "textops.dataset.uri"
     DATASET_PARENT: Final = "textops.dataset.parent"
+    REFERENCE: Final = "textops.reference.source"  # holdout, or traffic:N served texts
     DATASET_LABELS_ADDED: Final = "textops.dataset.labels_added"  # by its label export
     # the promotion gate's verdict (textops.registry.gate)
     GATE_DECISION: Final = "textops.gate.decision"

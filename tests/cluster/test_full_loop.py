@@ -368,6 +368,9 @@ def _story(
         "retraining": {
             "dataset": data_uri,
             "minNewLabels": 0,  # default cooldown: 6h
+            # v2's drift reference from its dataset's holdout, not from the news v1 served:
+            # the story below checks that v2 still tells reviews (quiet) from news (drift)
+            "referenceTraffic": 0,
             "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
         },
         "promotion": {"minImprovement": MIN_IMPROVEMENT},

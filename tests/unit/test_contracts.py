@@ -9,15 +9,18 @@ written that no reader uses, fails here instead of reading as "absent" in a clus
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.unit.test_operator_builders import CONFIG
+from textops.cli import build_parser
 from textops.contracts import (
     GROUP,
     Alias,
@@ -43,7 +46,12 @@ from textops.operator.spec import ModelDeployment
 from textops.registry.gate import gate_tags
 from textops.registry.lineage import lineage_tags, serving_lineage
 from textops.registry.promotion import Decision, PromotionPolicy
-from textops.serving.config import load_serving_config
+from textops.serving.config import (
+    access_log_enabled,
+    load_serving_config,
+    request_timeout_s,
+    serving_workers,
+)
 from textops.serving.metrics import ServingMetrics
 from textops.settings import load_settings
 from textops.training.pipeline import TrainResult, dataset_tags
@@ -105,12 +113,23 @@ def test_the_serving_pod_reads_what_the_operator_sets() -> None:
 def test_every_variable_on_the_serving_pod_changes_what_the_pod_reads() -> None:
     deployment = build_deployment(_mdep(), CONFIG, "7")
     env = _env(deployment["spec"]["template"]["spec"]["containers"][0])
-    read = (load_serving_config(env), load_settings(env))
+    read = _pod_reads(env)
     for name in set(env) - READ_BY_LIBRARIES:
-        changed = _changed(env, name)
-        assert (load_serving_config(changed), load_settings(changed)) != read, (
+        assert _pod_reads(_changed(env, name)) != read, (
             f"{name} is set on serving pods but nothing there reads it"
         )
+
+
+def _pod_reads(env: dict[str, str]) -> tuple[Any, ...]:
+    """What the serving process makes of its environment: its settings, and what the service
+    class reads when it is defined (workers, timeout, access log)."""
+    return (
+        load_serving_config(env),
+        load_settings(env),
+        serving_workers(env),
+        request_timeout_s(env),
+        access_log_enabled(env),
+    )
 
 
 def test_the_pods_version_label_is_what_the_rollout_reads() -> None:
@@ -138,7 +157,10 @@ def _job_reads(env: dict[str, str]) -> tuple[Any, ...]:
     script_values = tuple(env.get(name) for name in sorted(_entrypoint_variables()))
     tags = lineage_tags(None, env)
     lineage = {k: v for k, v in tags.items() if k not in (Tag.GIT_COMMIT, Tag.GIT_DIRTY)}
-    return load_settings(env), lineage, script_values
+    with mock.patch.dict(os.environ, env, clear=True):  # `textops train`'s own defaults
+        train_args = vars(build_parser().parse_args(["train"]))
+    train_args.pop("handler")
+    return load_settings(env), lineage, script_values, train_args
 
 
 def test_every_variable_the_entrypoint_reads_is_set_on_the_job() -> None:

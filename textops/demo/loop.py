@@ -120,7 +120,9 @@ def run_demo(
             f"    {exported['dataset']} (parent {exported['parent']}): {exported['rows']} rows, "
             f"{exported['labels_added']} labels added"
         )
-    v2 = train(run, exported["dataset"], progress=progress)
+    v2 = train(
+        run, exported["dataset"], progress=progress, reference_traffic=size.reference_traffic
+    )
     with progress.stage("promotion gate for v2"):
         gate2 = promote(run, policy, exported["dataset"])
         progress.say(f"    {gate2.decision.outcome}: {gate2.decision.reason}")

@@ -39,6 +39,8 @@ class DemoSize:
     feedback_share: float = 0.25
     chunk: int = 250
     seed: int = 7
+    # served texts v2's drift reference is profiled on (0: its holdout), as a retraining Job's
+    reference_traffic: int = 2000
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,17 @@ class PredictionLog:
 
         return run_transaction(self.engine, work)
 
+    def recent_texts(self, model_name: str, limit: int) -> list[str]:
+        """The texts of ``model_name``'s newest ``limit`` predictions, newest first."""
+        query = (
+            sa.select(predictions.c.text)
+            .where(predictions.c.model_name == model_name)
+            .order_by(predictions.c.created_at.desc(), predictions.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
     def prune(self, before: datetime) -> int:
         """Delete predictions made before ``before``; returns how many."""
         with self.engine.begin() as conn:

@@ -194,6 +194,7 @@ def build_deployment(mdep: ModelDeployment, config: Config, version: str) -> Bod
                 Env.MLFLOW_TRACKING_URI: config.tracking_uri,
                 Env.MAX_BATCH_SIZE: str(spec.serving.batching.max_batch_size),
                 Env.MAX_LATENCY_MS: str(spec.serving.batching.max_latency_ms),
+                Env.WORKERS: str(spec.serving.workers),
                 Env.BENTOML_PORT: str(PORT),  # where `bentoml serve` listens (probes, Service)
                 Env.HOME: "/tmp/textops",
                 "HOME": "/tmp",
@@ -314,6 +315,7 @@ def build_retraining_job(
             Env.TRIGGER_REASON: trigger.reason,
             Env.MODELDEPLOYMENT: f"{mdep.namespace}/{mdep.name}",
             Env.SERVING_VERSION: serving_version,
+            Env.REFERENCE_TRAFFIC: str(retraining.reference_traffic),
             Env.HOME: "/tmp/textops",
             "MPLCONFIGDIR": "/tmp/matplotlib",
             "HOME": "/tmp",

@@ -116,6 +116,7 @@ class Batching:
 @dataclasses.dataclass(frozen=True)
 class Serving:
     replicas: int = 1
+    workers: int = 1  # worker processes per pod (TEXTOPS_WORKERS)
     image: str | None = None  # None: the operator's TEXTOPS_SERVING_IMAGE
     resources: ServingResources = field(default_factory=ServingResources)
     batching: Batching = field(default_factory=Batching)
@@ -186,6 +187,8 @@ class Retraining:
     triggers: Triggers = field(default_factory=Triggers)
     cooldown: timedelta = timedelta(hours=6)
     min_new_labels: int = 100
+    # served texts the new version's drift reference is profiled on (0: the holdout)
+    reference_traffic: int = 2000
     resources: TrainingResources = field(default_factory=TrainingResources)
     backoff_limit: int = 1
     active_deadline_seconds: int = 7200

@@ -65,6 +65,7 @@ from textops.serving.config import (
     bentoml_timeout_middleware,
     load_serving_config,
     request_timeout_s,
+    serving_workers,
 )
 from textops.serving.feedback import FeedbackDesk
 from textops.serving.model_loader import LoadedModel, load, parse_model_uri, resolve
@@ -137,6 +138,7 @@ class LabelStoreUnavailable(Exception):
     name="textops-classifier",
     resources={"cpu": "1", "memory": "1Gi"},
     traffic={"timeout": request_timeout_s()},
+    workers=serving_workers(),
     logging={"access": {"enabled": access_log_enabled()}},
 )
 @bentoml.asgi_app(web, path="/")

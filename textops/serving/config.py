@@ -111,6 +111,13 @@ def switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise TextopsError(f"{name} must be on or off, got {env.get(name)!r}")
 
 
+def serving_workers(env: Mapping[str, str] | None = None) -> int:
+    """``TEXTOPS_WORKERS``: worker processes of the service (BentoML's ``workers``), each
+    with its own model, batcher and drift window; feedback reaches any of them through the
+    prediction log. Read when the service class is defined."""
+    return _positive_int(os.environ if env is None else env, Env.WORKERS, 1)
+
+
 def access_log_enabled(env: Mapping[str, str] | None = None) -> bool:
     """Read when the service class is defined (BentoML takes it as service configuration)."""
     return switch(os.environ if env is None else env, Env.ACCESS_LOG, False)
