@@ -282,6 +282,10 @@ class Traffic:
                 return
             outcome, prediction_id = _outcome(self.url)
             self.outcomes.append(outcome)
+            if outcome.startswith("connection:"):
+                # a refused connection fails at once: pace the retries so they do not use up
+                # the request budget before the Service routes around the dead pod
+                self._stop.wait(0.05)
             if prediction_id:
                 self.ids.append(prediction_id)
                 self.answered_at[prediction_id] = time.monotonic()
