@@ -108,6 +108,7 @@ def test_minimal_is_accepted_and_defaulted(custom: Any, k8s_namespace: str) -> N
     # what the API server filled in, spot-checked in raw form ...
     assert spec["serving"] == {
         "replicas": 1,
+        "workers": 1,
         "resources": {
             "requests": {"cpu": "250m", "memory": "512Mi"},
             "limits": {"memory": "1Gi"},
@@ -187,6 +188,8 @@ INVALID = [
     (_with("retraining.triggers", {"onDrift": "yes"}), "spec.retraining.triggers.onDrift"),
     (_with("retraining.cooldown", "6 hours"), "spec.retraining.cooldown"),
     (_with("retraining.minNewLabels", -1), "spec.retraining.minNewLabels"),
+    (_with("retraining.referenceTraffic", -1), "spec.retraining.referenceTraffic"),
+    (_with("serving.workers", 0), "spec.serving.workers"),
     (_with("retraining.dataset", "http://data/x"), "spec.retraining.dataset"),
     (_with("retraining.activeDeadlineSeconds", 10), "spec.retraining.activeDeadlineSeconds"),
     (_with("promotion.metric", "auc"), "spec.promotion.metric"),
