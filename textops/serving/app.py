@@ -29,7 +29,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from importlib import resources
 from typing import Any
 
@@ -47,6 +47,7 @@ from textops.labelling.predictions import (
     ServedPrediction,
     UnknownPrediction,
 )
+from textops.labelling.schema import now
 from textops.labelling.store import (
     FEEDBACK_REASON,
     CapturedSample,
@@ -115,14 +116,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-# how often (at most) the labelling-queue gauge is recounted while captures are written
-QUEUE_GAUGE_EVERY_S = 5.0
 # how long the prediction log's writer gathers predictions before one transaction writes
 # them (well inside the time feedback from another replica waits for an unknown id)
 PREDICTION_LOG_LINGER_S = 0.2
 # how often the label store's gauges (queue, labels not yet in a dataset) are refreshed
 LABEL_GAUGES_EVERY_S = 10.0
-# how often (at most) predictions past their retention are deleted from the prediction log
+# how often predictions past their retention are deleted from the prediction log
 PRUNE_EVERY_S = 600.0
 
 
@@ -164,27 +163,23 @@ class TextClassifierService:
         # drift; the labelling queue puts the captures that carry them first
         self.emerging: EmergingGrams | None = None
         self.drift_budget = ObservationBudget(self.config.drift_samples_per_s)
-        self._queue_gauge_at = -QUEUE_GAUGE_EVERY_S
         self.label_token = os.environ.get(Env.LABEL_TOKEN) or None
+        # one label store (one engine, migrated once) for this worker's writers and requests
         self._labels: LabelStore | None = None
+        self._labels_lock = threading.Lock()
         self.capture = capture_queue(
-            self._open_label_store,
-            self.config.capture_queue,
-            on_drop=self.metrics.capture_dropped,
-            on_written=self._captures_written,
+            self._label_store, self.config.capture_queue, on_drop=self.metrics.capture_dropped
         )
         self.prediction_log: StoreWriter[ServedPrediction] | None = None
         if self.config.prediction_log:
             self.prediction_log = StoreWriter(
                 "prediction-log",
-                self._open_label_store,
+                self._label_store,
                 lambda store, batch: PredictionLog(store.engine).record(batch),
                 self.config.prediction_log_queue,
                 on_drop=self.metrics.prediction_log_drop,
-                on_written=self._predictions_written,
                 linger_s=PREDICTION_LOG_LINGER_S,
             )
-        self._pruned_at = -PRUNE_EVERY_S
         self.feedback_desk = FeedbackDesk(
             self.recent,
             ref.name,
@@ -234,37 +229,26 @@ class TextClassifierService:
             self.prediction_log.close(timeout=10)
         self.capture.close(timeout=10)
 
-    def _open_label_store(self) -> LabelStore:
-        return LabelStore(self.settings.label_db)
-
-    def _predictions_written(self, _count: int, store: LabelStore) -> None:
-        """Prune the prediction log now and then (every replica may; deleting twice is
-        harmless)."""
-        now = time.monotonic()
-        if now - self._pruned_at >= PRUNE_EVERY_S:
-            self._pruned_at = now
-            kept = timedelta(hours=self.config.prediction_retention_h)
-            PredictionLog(store.engine).prune(datetime.now(UTC).replace(tzinfo=None) - kept)
-
-    def _captures_written(self, _count: int, store: LabelStore) -> None:
-        """Refresh the queue-size gauge, at most every few seconds: counting the queue scans
-        the label store, and under load captures are written many times a second."""
-        now = time.monotonic()
-        if now - self._queue_gauge_at >= QUEUE_GAUGE_EVERY_S:
-            self._queue_gauge_at = now
-            self.metrics.queue_size(store.stats()["queued"])
-
     def _watch_labels(self) -> None:
-        """On a timer: the labels of this model not yet in a dataset version, from the shared
-        label store, for the operator's ``minNewLabels`` (labels given on the labelling page
-        or by feedback, at any replica, count alike)."""
+        """On a timer, the label store's upkeep: the queue's size and the labels of this model
+        not yet in a dataset version (the operator's ``minNewLabels``: labels given on the
+        labelling page or by feedback, at any replica, count alike); now and then, the
+        predictions past their retention (every replica may prune; twice is harmless)."""
+        kept = timedelta(hours=self.config.prediction_retention_h)
+        pruned_at = -PRUNE_EVERY_S
         while True:
             try:
                 store = self._label_store()
                 self.metrics.unexported_labels(store.unexported_labels(self.ref.name))
                 self.metrics.queue_size(store.stats()["queued"])
-            except Exception as exc:  # the store may be down; the gauge keeps its last value
-                logger.warning("label gauges not refreshed: %s", exc)
+                if (
+                    self.prediction_log is not None
+                    and time.monotonic() - pruned_at >= PRUNE_EVERY_S
+                ):
+                    pruned_at = time.monotonic()
+                    PredictionLog(store.engine).prune(now() - kept)
+            except Exception as exc:  # the store may be down; the gauges keep their values
+                logger.warning("label store upkeep skipped: %s", exc)
             time.sleep(LABEL_GAUGES_EVERY_S)
 
     def _watch_drift(self) -> None:
@@ -499,9 +483,11 @@ class TextClassifierService:
         self.metrics.captured(FEEDBACK_REASON)
 
     def _label_store(self) -> LabelStore:
-        if self._labels is None:
-            self._labels = LabelStore(self.settings.label_db)
-        return self._labels
+        """Opened on first use (it may be down at start-up; then the next use tries again)."""
+        with self._labels_lock:
+            if self._labels is None:
+                self._labels = LabelStore(self.settings.label_db)
+            return self._labels
 
     async def _respond(
         self, endpoint: str, answer: Callable[[], Awaitable[dict[str, Any]]]

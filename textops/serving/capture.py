@@ -36,7 +36,6 @@ class StoreWriter(Generic[T]):
         write: Callable[[LabelStore, list[T]], object],
         capacity: int,
         on_drop: Callable[[], None],
-        on_written: Callable[[int, LabelStore], None] = lambda _n, _store: None,
         linger_s: float = 0.0,
     ) -> None:
         self.name = name
@@ -47,7 +46,6 @@ class StoreWriter(Generic[T]):
         self._write = write
         self._queue: queue.Queue[T] = queue.Queue(maxsize=capacity)
         self._on_drop = on_drop
-        self._on_written = on_written
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"textops-{name}", daemon=True)
         self._thread.start()
@@ -109,7 +107,6 @@ class StoreWriter(Generic[T]):
             try:
                 store = store or self._open_store()
                 self._write(store, batch)
-                self._on_written(len(batch), store)
                 batch, backoff = [], 0.5
             except Exception as exc:  # keep the batch; the store may come back
                 logger.warning("%s: write failed (%s); retrying in %.1fs", self.name, exc, backoff)
@@ -125,10 +122,7 @@ class StoreWriter(Generic[T]):
 
 
 def capture_queue(
-    open_store: Callable[[], LabelStore],
-    capacity: int,
-    on_drop: Callable[[], None],
-    on_written: Callable[[int, LabelStore], None],
+    open_store: Callable[[], LabelStore], capacity: int, on_drop: Callable[[], None]
 ) -> StoreWriter[CapturedSample]:
     """Samples for the labelling queue."""
-    return StoreWriter("capture", open_store, LabelStore.add_samples, capacity, on_drop, on_written)
+    return StoreWriter("capture", open_store, LabelStore.add_samples, capacity, on_drop)
