@@ -93,3 +93,24 @@ def test_a_store_that_fails_keeps_the_batch_until_it_answers(tmp_path: Path) -> 
     wait_until(lambda: all(log.find(f"id-{i}") for i in range(10)), timeout=10, what="rows")
     writer.close()
     assert failures == [0]
+
+
+def test_close_writes_the_batch_the_thread_held_for_a_retry(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/h.db"
+    down, failed = threading.Event(), threading.Event()
+    down.set()
+
+    def write(store: LabelStore, batch: list[ServedPrediction]) -> None:
+        if down.is_set():
+            failed.set()
+            raise OperationalError("INSERT", {}, Exception("server has gone away"))
+        PredictionLog(store.engine).record(batch)
+
+    writer = StoreWriter("log", lambda: LabelStore(url), write, 100, on_drop=lambda: None)
+    for i in range(10):
+        writer.offer(_served(i))
+    assert failed.wait(10)  # the thread now holds the batch and waits to retry
+    down.clear()
+    writer.close(timeout=10)  # wakes the thread from its back-off: close() writes the batch
+    log = PredictionLog(LabelStore(url).engine)
+    assert all(log.find(f"id-{i}") for i in range(10))

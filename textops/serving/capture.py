@@ -47,6 +47,7 @@ class StoreWriter(Generic[T]):
         self._queue: queue.Queue[T] = queue.Queue(maxsize=capacity)
         self._on_drop = on_drop
         self._stop = threading.Event()
+        self._unwritten: list[T] = []  # the batch the thread held when it stopped
         self._thread = threading.Thread(target=self._run, name=f"textops-{name}", daemon=True)
         self._thread.start()
 
@@ -69,7 +70,7 @@ class StoreWriter(Generic[T]):
         self._stop.set()
         self._thread.join(timeout)
         deadline = time.monotonic() + timeout
-        left = self._drain([])
+        left = self._drain(self._unwritten)
         while left and time.monotonic() < deadline:
             try:
                 store = self._open_store()
@@ -113,12 +114,7 @@ class StoreWriter(Generic[T]):
                 store = None
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
-        for item in reversed(batch):  # unwritten: back to the front for close() to write
-            self._requeue(item)
-
-    def _requeue(self, item: T) -> None:
-        with self._queue.mutex:
-            self._queue.queue.appendleft(item)
+        self._unwritten = batch  # for close() to write, before what is still queued
 
 
 def capture_queue(
