@@ -5,7 +5,7 @@
 # install stamp) before the include. See docs/cluster.md.
 export TEXTOPS_HOME ?= $(CURDIR)/.textops
 
-.PHONY: cluster-tools cluster-up cluster-down cluster-status
+.PHONY: cluster-tools cluster-up cluster-down cluster-status cluster-demo
 
 cluster-tools: ## Build/cache the control plane, kubelet, kube-proxy, containerd, runc, CNI, CoreDNS, etcd, kwok, helm, Prometheus
 	bash scripts/build-k8s-tools.sh
@@ -18,3 +18,6 @@ cluster-down: $(STAMP) ## Stop the dev cluster; fails unless no process, mount, 
 
 cluster-status: $(STAMP) ## Show whether the dev cluster's processes are running
 	$(PY) -m textops.devcluster status
+
+cluster-demo: cluster-up ## The demo's loop in the cluster: helm install, v1 by a Job, drift → the operator retrains, promotes, rolls out; the cluster stays up
+	$(PY) -m textops.demo.in_cluster

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -89,6 +90,29 @@ def check_queue_label_skip_and_conflicts(store: LabelStore) -> None:
     with pytest.raises(UnknownSampleError):
         store.skip("p-404", "alice")
     assert store.stats()["labels"] == 2  # the failed submissions wrote nothing
+
+
+def check_each_model_has_its_own_queue(store: LabelStore) -> None:
+    """Two models sharing one store (an installation serves several): each one's queue and
+    counts hold its own samples only; without a model, everything."""
+    other = [dataclasses.replace(sample(10 + i), model_name="新闻分类") for i in range(3)]
+    store.add_samples([sample(1, 0.2), sample(2, 0.9), *other])
+    store.submit_label("p-2", "negative", "alice")
+    store.submit_label("p-10", "positive", "alice")
+    store.submit_label("p-10", "negative", "bob")
+    store.skip("p-11", "alice")
+    assert [q.id for q in store.queue(model_name="情感分类")] == ["p-1"]
+    assert [q.id for q in store.queue(model_name="新闻分类")] == ["p-12"]
+    assert {q.id for q in store.queue(limit=10)} == {"p-1", "p-12"}
+    assert [q.id for q in store.queue(status=LABELLED, model_name="新闻分类")] == ["p-10"]
+    assert store.stats("情感分类") == {
+        "queued": 1, "labelled": 1, "skipped": 0, "labels": 1, "skips": 0, "conflicts": 0,
+    }  # fmt: skip
+    assert store.stats("新闻分类") == {
+        "queued": 1, "labelled": 1, "skipped": 1, "labels": 2, "skips": 1, "conflicts": 1,
+    }  # fmt: skip
+    assert store.stats()["labels"] == 3
+    assert store.queue(model_name="nobody") == [] and store.stats("nobody")["queued"] == 0
 
 
 def check_reopening_keeps_data_and_schema(url: str) -> None:

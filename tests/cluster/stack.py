@@ -12,11 +12,7 @@ Service's ClusterIP (kube-proxy's rules on the node): nothing else.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,28 +23,20 @@ import yaml
 from kubernetes import client
 
 from tests.cluster.test_chart import helm
-from tests.plugins.cluster import REAL_NODE_TOLERATION
+from textops.demo.in_cluster import Installation, instant_query
 from textops.devcluster import Cluster, node
-from textops.devcluster.node_config import NODE_NAME
+from textops.devcluster.access import placement_values
 from textops.operator.spec import GROUP, PLURAL, VERSION
+
+__all__ = ["Stack", "delete_when_done", "install", "instant_query", "uninstall"]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "textops"
-COMPONENTS = ("operator", "mlflow", "mysql", "minio", "prometheus")
 
 
 @dataclass(frozen=True)
-class Stack:
+class Stack(Installation):
     """One release of the chart on the real node, and what tests read from it (as admin)."""
-
-    release: str
-    namespace: str
-    cluster: Cluster
-    api: Any
-
-    @property
-    def base(self) -> str:
-        return f"{self.release}-textops"
 
     def pods(self, selector: str) -> list[Any]:
         core = client.CoreV1Api(self.api)
@@ -58,14 +46,6 @@ class Stack:
         custom = client.CustomObjectsApi(self.api)
         body = custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
         return cast(dict[str, Any], body)
-
-    def secret_value(self, name: str, key: str) -> str:
-        data = client.CoreV1Api(self.api).read_namespaced_secret(name, self.namespace).data
-        return base64.b64decode((data or {})[key]).decode()
-
-    def cluster_ip_url(self, service: str, port: int) -> str:
-        spec = client.CoreV1Api(self.api).read_namespaced_service(service, self.namespace).spec
-        return f"http://{spec.cluster_ip}:{port}"
 
     def operator_log(self, lines: int = 200) -> str:
         """The last lines of the in-cluster operator's log (for a failing test's message)."""
@@ -99,24 +79,6 @@ class Stack:
         }
 
 
-def placement_values(namespace: str) -> dict[str, Any]:
-    """Tolerate and select the real node everywhere; watch only ``namespace``."""
-    tolerations = [REAL_NODE_TOLERATION]
-    selector = {"kubernetes.io/hostname": NODE_NAME}
-    values: dict[str, Any] = {
-        c: {"tolerations": tolerations, "nodeSelector": selector} for c in COMPONENTS
-    }
-    values["operator"].update(
-        watchNamespaces=[namespace],
-        config={
-            "workloadTolerations": tolerations,
-            "workloadNodeSelector": selector,
-            "reconcileSeconds": 2,
-        },
-    )
-    return values
-
-
 def install(cluster: Cluster, api: Any, workdir: Path) -> Stack:
     """A new namespace and release; returns once ``helm install --wait`` did."""
     namespace = f"stack-{uuid.uuid4().hex[:6]}"
@@ -124,7 +86,9 @@ def install(cluster: Cluster, api: Any, workdir: Path) -> Stack:
         client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
     )
     overlay = workdir / "placement.yaml"
-    overlay.write_text(yaml.safe_dump(placement_values(namespace)), encoding="utf-8")
+    overlay.write_text(
+        yaml.safe_dump(placement_values(namespace, reconcile_seconds=2)), encoding="utf-8"
+    )
     release = f"s{uuid.uuid4().hex[:5]}"
     helm(
         cluster,
@@ -143,7 +107,7 @@ def install(cluster: Cluster, api: Any, workdir: Path) -> Stack:
         "--timeout=12m",
         timeout=900,
     )
-    return Stack(release, namespace, cluster, api)
+    return Stack(cluster=cluster, api=api, namespace=namespace, release=release)
 
 
 def uninstall(stack: Stack) -> None:
@@ -157,16 +121,6 @@ def uninstall(stack: Stack) -> None:
         timeout=300,
     )
     client.CoreV1Api(stack.api).delete_namespace(stack.namespace)
-
-
-def instant_query(url: str, query: str) -> list[dict[str, Any]]:
-    """An instant PromQL query against ``url``; [] while Prometheus cannot answer."""
-    request = f"{url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return list(json.loads(response.read())["data"]["result"])
-    except OSError:
-        return []
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ from kubernetes import client
 
 from tests.plugins.cluster import gone, wait_until
 from tests.unit.test_chart_render import CHART, SCENARIOS
-from textops.devcluster import Cluster
+from textops.devcluster import Cluster, access
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
@@ -44,18 +44,11 @@ DEPLOYMENTS = ("operator", "mlflow", "mysql", "minio", "prometheus", "grafana")
 
 
 def helm(cluster: Cluster, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the pinned helm against the dev cluster; fail the test with its stderr."""
-    done = subprocess.run(
-        [str(cluster.tools.helm), *args],
-        env=cluster.env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"helm {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}", pytrace=False)
-    return done
+    """Run the pinned helm against the dev cluster; fail the test with its output."""
+    try:
+        return access.helm(cluster, *args, timeout=timeout)
+    except access.ClusterAccessError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def _overrides(values: Path, namespace: str) -> list[str]:

@@ -39,11 +39,12 @@ import yaml
 from kubernetes import client
 from mlflow import MlflowClient
 
-from tests.cluster.stack import COMPONENTS, Stack, delete_when_done, instant_query
+from tests.cluster.stack import Stack, delete_when_done, instant_query
 from tests.cluster.test_chart import CRD_NAME
 from tests.plugins.cluster import port_forward, wait_until
 from tests.served_model import MODEL, call, clean_env, http_status
 from tests.synthetic import make_rows, write_jsonl
+from textops.devcluster.access import CHART_COMPONENTS
 from textops.devcluster.node_config import NODE_NAME
 from textops.operator.spec import GROUP, PLURAL, VERSION
 
@@ -68,8 +69,8 @@ def stack(chart_stack: Stack) -> Iterator[Stack]:
 def test_every_pod_of_the_chart_runs_on_the_real_node(stack: Stack) -> None:
     pods = stack.pods(f"app.kubernetes.io/instance={stack.release}")
     by_component = {p.metadata.labels["app.kubernetes.io/component"]: p for p in pods}
-    assert set(COMPONENTS) <= set(by_component), sorted(by_component)
-    for component in COMPONENTS:
+    assert set(CHART_COMPONENTS) <= set(by_component), sorted(by_component)
+    for component in CHART_COMPONENTS:
         pod = by_component[component]
         assert pod.spec.node_name == NODE_NAME, component
         (state,) = pod.status.container_statuses

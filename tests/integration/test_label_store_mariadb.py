@@ -6,6 +6,7 @@ import pytest
 
 from tests.label_store_cases import (
     check_concurrent_submissions_do_not_duplicate,
+    check_each_model_has_its_own_queue,
     check_feedback_is_claimed_once,
     check_old_predictions_are_pruned,
     check_queue_label_skip_and_conflicts,
@@ -28,6 +29,10 @@ def _fresh(mariadb: MariaDBServer, name: str) -> str:
 
 def test_queue_label_skip_and_conflicts(mariadb: MariaDBServer) -> None:
     check_queue_label_skip_and_conflicts(LabelStore(_fresh(mariadb, "labels_a")))
+
+
+def test_each_model_has_its_own_queue(mariadb: MariaDBServer) -> None:
+    check_each_model_has_its_own_queue(LabelStore(_fresh(mariadb, "labels_m")))
 
 
 def test_reopening_keeps_data_and_schema(mariadb: MariaDBServer) -> None:

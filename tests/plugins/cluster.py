@@ -23,17 +23,15 @@ from typing import Any, TypeVar
 
 import pytest
 
-from textops.devcluster import Cluster, ClusterStartError, ToolsMissing, find, start_cluster
-from textops.devcluster.cluster import REAL_NODE_TAINT, RealNode
-from textops.devservers.ports import LOOPBACK, free_port, port_open
+from textops.devcluster import Cluster, ClusterStartError, ToolsMissing, access, find, start_cluster
+from textops.devcluster.access import REAL_NODE_TOLERATION
+from textops.devcluster.cluster import RealNode
 from textops.packaging import images
 
 T = TypeVar("T")
 _CLUSTER_KEY = pytest.StashKey[Cluster]()
 
-
-# What a pod needs to run on the real node while kwok's nodes still carry the older tests.
-REAL_NODE_TOLERATION = {**REAL_NODE_TAINT, "operator": "Equal"}
+__all__ = ["REAL_NODE_TOLERATION", "port_forward", "wait_until"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -170,14 +168,10 @@ def gone(read: Callable[[], object]) -> bool:
 
 def wait_until(what: str, probe: Callable[[], T], timeout: float = 60, interval: float = 0.2) -> T:
     """Poll `probe` until it returns something truthy, else fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
-        time.sleep(interval)
+    try:
+        return access.wait_for(what, probe, timeout, interval)
+    except access.ClusterAccessError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -206,40 +200,10 @@ def kubectl(k8s_cluster: Cluster) -> Callable[..., subprocess.CompletedProcess[s
 
 @contextlib.contextmanager
 def port_forward(cluster: Cluster, namespace: str, target: str, port: int) -> Iterator[str]:
-    """``kubectl port-forward TARGET`` (``svc/NAME``, ``pod/NAME``) from a free loopback port.
-
-    Yields the base URL ("http://127.0.0.1:N") once kubectl listens; the caller awaits its own
-    readiness probe through it. The kubectl process is stopped on exit.
-    """
-    local = free_port()
-    log = cluster.log_dir / f"port-forward-{namespace}-{target.replace('/', '-')}-{local}.log"
-    with log.open("wb") as out:
-        forward = subprocess.Popen(
-            [
-                str(cluster.tools.kubectl),
-                "port-forward",
-                "-n",
-                namespace,
-                target,
-                f"{local}:{port}",
-                "--address",
-                LOOPBACK,
-            ],
-            env=cluster.env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    """``kubectl port-forward TARGET`` from a free loopback port (textops.devcluster.access);
+    one that never listens fails the test."""
     try:
-        wait_until(
-            f"kubectl port-forward {target} listening",
-            lambda: forward.poll() is None and port_open(LOOPBACK, local),
-            timeout=30,
-        )
-        yield f"http://{LOOPBACK}:{local}"
-    finally:
-        forward.terminate()
-        try:
-            forward.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            forward.kill()
-            forward.wait(timeout=30)
+        with access.port_forward(cluster, namespace, target, port) as url:
+            yield url
+    except access.ClusterAccessError as exc:
+        pytest.fail(str(exc), pytrace=False)

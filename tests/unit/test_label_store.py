@@ -8,6 +8,7 @@ import pytest
 
 from tests.label_store_cases import (
     check_concurrent_submissions_do_not_duplicate,
+    check_each_model_has_its_own_queue,
     check_feedback_is_claimed_once,
     check_old_predictions_are_pruned,
     check_queue_label_skip_and_conflicts,
@@ -23,6 +24,10 @@ from textops.labelling.store import LabelStore
 
 def test_queue_label_skip_and_conflicts(tmp_path: Path) -> None:
     check_queue_label_skip_and_conflicts(LabelStore(f"sqlite:///{tmp_path}/labels.db"))
+
+
+def test_each_model_has_its_own_queue(tmp_path: Path) -> None:
+    check_each_model_has_its_own_queue(LabelStore(f"sqlite:///{tmp_path}/m.db"))
 
 
 def test_reopening_keeps_data_and_schema(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
@@ -108,11 +109,11 @@ def run_demo(
         client = ServiceClient(url, label_token=token)
         stack.callback(client.close)
         with progress.stage("replay in-distribution traffic"):
-            _replay(client, before, size, progress)
+            _replay_locally(client, before, size, progress)
         with progress.stage(f"replay shifted traffic ({size.new_share:.0%} hotel reviews)"):
-            _replay(client, shifted, size, progress)
+            _replay_locally(client, shifted, size, progress)
         with progress.stage("annotate the top of the labelling queue"):
-            labelling = _annotate(client, scenario, size.labels, progress)
+            labelling = annotate(client, scenario, size.labels, progress)
 
     with progress.stage("export the labels as a new dataset version"):
         exported = export_labels(run, v1_data.id)
@@ -133,7 +134,7 @@ def run_demo(
         with running_service(v2_uri, serving_env, run_dir / "logs" / "serve-v2.log") as url2:
             client = ServiceClient(url2, label_token=token)
             try:
-                _replay(client, after, size, progress)
+                _replay_locally(client, after, size, progress)
             finally:
                 client.close()
 
@@ -141,7 +142,7 @@ def run_demo(
         phases = [before, shifted, after]
         summary = _summary(run, v1, v2, gate1, gate2, phases, labelling, exported, size)
         summary["seconds"] = _seconds(progress, started)
-        report = write_report(run_dir / "report", summary, phases, v1, v2)
+        report = write_report(run_dir / "report", summary, phases, v1.evaluation.classes)
         summary["report"] = str(report)
     summary["seconds"] = _seconds(progress, started)
     summary.pop("labelling_order")
@@ -160,10 +161,20 @@ def _seconds(progress: Progress, started: float) -> dict[str, float]:
     }
 
 
-def _replay(client: ServiceClient, phase: Phase, size: DemoSize, progress: Progress) -> None:
-    """Send the phase's texts chunk by chunk, give feedback, and read drift after each chunk."""
+def replay(
+    client: ServiceClient,
+    phase: Phase,
+    size: DemoSize,
+    progress: Progress,
+    read_drift: Callable[[Phase], DriftReading | None],
+    texts_per_s: float = 0.0,
+) -> None:
+    """Send the phase's texts chunk by chunk (no faster than ``texts_per_s`` when set), give
+    feedback, and record ``read_drift``'s reading after each chunk."""
     started = time.perf_counter()
     for lo in range(0, len(phase.samples), size.chunk):
+        if texts_per_s > 0:  # the sender's rate, not a wait for something to happen
+            time.sleep(max(0.0, started + lo / texts_per_s - time.perf_counter()))
         chunk = phase.samples[lo : lo + size.chunk]
         answers = client.predict_all([s.text for s in chunk])
         phase.predicted += [str(a["label"]) for a in answers]
@@ -171,20 +182,9 @@ def _replay(client: ServiceClient, phase: Phase, size: DemoSize, progress: Progr
             tally = client.feedback(str(answers[i]["id"]), chunk[i].label)
             phase.online_accuracy = float(tally["summary"]["accuracy"])
             phase.feedback += 1
-        reading = _next_drift(client, phase)
+        reading = read_drift(phase)
         if reading is not None:
-            phase.drift.append(
-                {
-                    "sent": float(lo + len(chunk)),
-                    "feature_ratio": reading.feature_ratio,
-                    "prediction_ratio": reading.prediction_ratio,
-                    "feature": reading.feature,
-                    "feature_threshold": reading.feature_threshold,
-                    "prediction": reading.prediction,
-                    "prediction_threshold": reading.prediction_threshold,
-                    "window": float(reading.samples),
-                }
-            )
+            record_drift(phase, reading, lo + len(chunk))
         done = lo + len(chunk)
         if done % (size.chunk * 4) == 0 or done == len(phase.samples):
             rate = done / max(time.perf_counter() - started, 1e-9)
@@ -195,7 +195,34 @@ def _replay(client: ServiceClient, phase: Phase, size: DemoSize, progress: Progr
                 else "no window yet"
             )
             progress.say(f"    {done}/{len(phase.samples)} texts ({rate:.0f}/s), drift {drift}")
-    phase.version = next(
+
+
+def _replay_locally(
+    client: ServiceClient, phase: Phase, size: DemoSize, progress: Progress
+) -> None:
+    """Replay against the local service as fast as it answers; drift from its /metrics."""
+    replay(client, phase, size, progress, lambda ph: _next_drift(client, ph))
+    phase.version = _served_version(client)
+
+
+def record_drift(phase: Phase, reading: DriftReading, sent: int) -> None:
+    """Append one drift reading, taken after ``sent`` texts of the phase."""
+    phase.drift.append(
+        {
+            "sent": float(sent),
+            "feature_ratio": reading.feature_ratio,
+            "prediction_ratio": reading.prediction_ratio,
+            "feature": reading.feature,
+            "feature_threshold": reading.feature_threshold,
+            "prediction": reading.prediction,
+            "prediction_threshold": reading.prediction_threshold,
+            "window": float(reading.samples),
+        }
+    )
+
+
+def _served_version(client: ServiceClient) -> str:
+    return next(
         (
             dict(labels)["version"]
             for name, labels in client.metrics()
@@ -222,7 +249,7 @@ def _next_drift(client: ServiceClient, phase: Phase) -> DriftReading | None:
     return reading
 
 
-def _annotate(
+def annotate(
     client: ServiceClient, scenario: Scenario, budget: int, progress: Progress
 ) -> dict[str, Any]:
     """A simulated annotator labels the queue's top ``budget`` items from ground truth."""
@@ -294,14 +321,7 @@ def _headline(summary: dict[str, Any]) -> str:
         f"  v2 (dataset {summary['v2']['dataset']}, +{summary['dataset_v2']['labels_added']} "
         f"labels): macro-F1 {summary['v2']['macro_f1']} → {summary['v2']['gate']['decision']}"
     )
-    for name, ph in p.items():
-        d = ph["drift_final"]
-        lines.append(
-            f"  {name:<18} v{ph['version']}: accuracy {ph['accuracy'].get('all', 0):.3f}"
-            f" (hotel {ph['accuracy'].get(NEW_SEGMENT, float('nan')):.3f}), drift feature "
-            f"{d.get('feature_ratio', 0):.2f}x / prediction {d.get('prediction_ratio', 0):.2f}x"
-            f" of threshold{'  DRIFT' if ph['drifted'] else ''}"
-        )
+    lines += [phase_line(name, ph) for name, ph in p.items()]
     lab = summary["labelling"]
     lines.append(
         f"  labelling: {lab['labelled']} labelled of {lab['queued_before']} queued, "
@@ -309,3 +329,14 @@ def _headline(summary: dict[str, Any]) -> str:
     )
     lines.append(f"  report: {summary['report']}  ({summary['seconds']['total']:.0f}s)")
     return "\n".join(lines)
+
+
+def phase_line(name: str, phase: dict[str, Any]) -> str:
+    """One phase of the summary: served version, accuracy, drift against its thresholds."""
+    d, accuracy = phase["drift_final"], phase["accuracy"]
+    return (
+        f"  {name:<18} v{phase['version']}: accuracy {accuracy.get('all', 0):.3f}"
+        f" (hotel {accuracy.get(NEW_SEGMENT, float('nan')):.3f}), drift feature "
+        f"{d.get('feature_ratio', 0):.2f}x / prediction {d.get('prediction_ratio', 0):.2f}x"
+        f" of threshold{'  DRIFT' if phase['drifted'] else ''}"
+    )

@@ -12,15 +12,12 @@ import html
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from textops.demo.scenario import KNOWN_SEGMENT, NEW_SEGMENT, Phase
 from textops.model.plots import plot_confusion_matrix, plt
-
-if TYPE_CHECKING:
-    from textops.training.pipeline import TrainResult
 
 
 def confusion(
@@ -117,12 +114,15 @@ def write_report(
     folder: Path,
     summary: dict[str, Any],
     phases: Sequence[Phase],
-    v1: TrainResult,
-    v2: TrainResult,
+    classes: Sequence[str],
+    title: str = "textops demo — the loop, once around",
 ) -> Path:
-    """Write the plots and ``index.html`` into ``folder``; returns the page's path."""
+    """Write the plots and ``index.html`` into ``folder``; returns the page's path.
+
+    ``summary`` has the keys :func:`textops.demo.loop.run_demo` writes: ``v1``/``v2`` with
+    dataset, macro_f1 and gate decision/reason, ``dataset_v2.labels_added``, ``phases`` and
+    ``labelling_order``."""
     folder.mkdir(parents=True, exist_ok=True)
-    classes = v1.evaluation.classes
     shifted, after = phases[1], phases[2]
     images = [
         plot_drift(phases, folder / "drift.png"),
@@ -148,10 +148,10 @@ def write_report(
         f"<td>{p['drift_final'].get('prediction_ratio', 0):.2f}×</td></tr>"
         for name, p in summary["phases"].items()
     )
-    page = f"""<!doctype html><meta charset="utf-8"><title>textops demo</title>
+    page = f"""<!doctype html><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:980px;margin:2em auto}}td,th{{padding:2px 10px}}
 img{{max-width:100%}}pre{{background:#f4f4f4;padding:1em;overflow:auto}}</style>
-<h1>textops demo — the loop, once around</h1>
+<h1>{html.escape(title)}</h1>
 <p>v1 trained on dataset <code>{summary["v1"]["dataset"]}</code> (macro-F1
 {summary["v1"]["macro_f1"]}, {summary["v1"]["gate"]["decision"]}); v2 on
 <code>{summary["v2"]["dataset"]}</code> (+{summary["dataset_v2"]["labels_added"]} labels;

@@ -21,6 +21,8 @@ from .cluster import (
     ClusterStopError,
     RealNode,
     default_workdir,
+    load_state,
+    node_paths,
     start_cluster,
     status,
     stop_cluster,
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         current = status(workdir)
         if current["running"]:
             print(f"cluster already running: {current['server']}")
+            if not args.no_images and (load_state(workdir) or {}).get("real_node"):
+                return _refresh_images(workdir)
             print(f"export KUBECONFIG={current['kubeconfig']}")
             return 0
         try:
@@ -102,6 +106,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"export KUBECONFIG={workdir / 'kubeconfig'}")
     with contextlib.suppress(ToolsMissing):
         print(f"export PATH={':'.join(str(p) for p in find().bin_dirs)}:$PATH")
+    return 0
+
+
+def _refresh_images(workdir: Path) -> int:
+    """Build the images (unchanged ones are reused) and import the new builds into the
+    running node, so pods started from now on run the checkout as it is; running pods keep
+    what they run."""
+    from textops.packaging.images import BuildError, build_all
+
+    from . import node
+
+    try:
+        built = [tuple(b.tags) for b in build_all()]
+    except BuildError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    imported = node.import_from_docker(node_paths(workdir), find(), built)
+    print("images imported into the node: " + (", ".join(imported) or "none changed"))
+    print(f"export KUBECONFIG={workdir / 'kubeconfig'}")
     return 0
 
 

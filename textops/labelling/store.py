@@ -186,22 +186,29 @@ class LabelStore:
         offset: int = 0,
         status: str = QUEUED,
         drift: DriftMeasure | None = None,
+        model_name: str | None = None,
     ) -> list[QueueItem]:
-        """Samples in the given status. Queued ones in the ranked order of
+        """Samples in the given status (of ``model_name``'s predictions, when given: one
+        queue per model, whatever else shares the store). Queued ones in the ranked order of
         :mod:`textops.labelling.live_queue` (drift measured by ``drift``, the serving model's
         reference, when given); others by capture score (ties: oldest first)."""
         capture_order = (samples.c.score.desc(), samples.c.created_at, samples.c.id)
+        of_model = _of_model(model_name)
         if status != QUEUED:
             query = (
                 sa.select(samples)
-                .where(samples.c.status == status)
+                .where(samples.c.status == status, *of_model)
                 .order_by(*capture_order)
                 .limit(limit)
                 .offset(offset)
             )
             with self.engine.connect() as conn:
                 return [_item(row._mapping) for row in conn.execute(query)]
-        queued = sa.select(samples.c.id).where(samples.c.status == QUEUED).order_by(*capture_order)
+        queued = (
+            sa.select(samples.c.id)
+            .where(samples.c.status == QUEUED, *of_model)
+            .order_by(*capture_order)
+        )
         with self.engine.connect() as conn:
             ids: list[str] = list(conn.execute(queued).scalars())
         ranked = self._ranked.get(ids, self._pending, drift)
@@ -333,18 +340,32 @@ class LabelStore:
             )
             return int(conn.execute(query).scalar_one())
 
-    def stats(self) -> dict[str, int]:
+    def stats(self, model_name: str | None = None) -> dict[str, int]:
+        """Counts of samples by status, labels, skips and conflicting samples (of
+        ``model_name``'s samples, when given)."""
+        of_model = _of_model(model_name)
+        labelled = labels.join(samples, samples.c.id == labels.c.sample_id)
         with self.engine.connect() as conn:
             by_status: dict[str, int] = dict(
                 conn.execute(
-                    sa.select(samples.c.status, sa.func.count()).group_by(samples.c.status)
+                    sa.select(samples.c.status, sa.func.count())
+                    .where(*of_model)
+                    .group_by(samples.c.status)
                 ).all()
             )
-            n_labels = conn.execute(sa.select(sa.func.count()).select_from(labels)).scalar_one()
-            n_skips = conn.execute(sa.select(sa.func.count()).select_from(skips)).scalar_one()
+            n_labels = conn.execute(
+                sa.select(sa.func.count()).select_from(labelled).where(*of_model)
+            ).scalar_one()
+            n_skips = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(skips.join(samples, samples.c.id == skips.c.sample_id))
+                .where(*of_model)
+            ).scalar_one()
             conflicted = conn.execute(
                 sa.select(sa.func.count()).select_from(
                     sa.select(labels.c.sample_id)
+                    .select_from(labelled)
+                    .where(*of_model)
                     .group_by(labels.c.sample_id)
                     .having(sa.func.count(sa.distinct(labels.c.label)) > 1)
                     .subquery()
@@ -364,6 +385,11 @@ class LabelStore:
         found = conn.execute(sa.select(samples.c.id).where(samples.c.id == sample_id)).first()
         if found is None:
             raise UnknownSampleError(f"no captured sample with id {sample_id!r}")
+
+
+def _of_model(model_name: str | None) -> tuple[Any, ...]:
+    """The WHERE clause that keeps ``model_name``'s samples (none: every sample)."""
+    return () if model_name is None else (samples.c.model_name == model_name,)
 
 
 def _sample_row(s: CapturedSample) -> dict[str, Any]:

@@ -240,7 +240,7 @@ class TextClassifierService:
             try:
                 store = self._label_store()
                 self.metrics.unexported_labels(store.unexported_labels(self.ref.name))
-                self.metrics.queue_size(store.stats()["queued"])
+                self.metrics.queue_size(store.stats(self.ref.name)["queued"])
                 if (
                     self.prediction_log is not None
                     and time.monotonic() - pruned_at >= PRUNE_EVERY_S
@@ -535,7 +535,9 @@ class TextClassifierService:
                 lambda store: {
                     "items": [
                         dataclasses.asdict(i)
-                        for i in store.queue(limit, offset, drift=self._queue_drift())
+                        for i in store.queue(
+                            limit, offset, drift=self._queue_drift(), model_name=self.ref.name
+                        )
                     ],
                     "limit": limit,
                     "offset": offset,
@@ -556,7 +558,7 @@ class TextClassifierService:
     async def labelling_stats(self, request: Request) -> Response:
         async def answer() -> dict[str, Any]:
             labelling_api.check_token(request.headers, self.label_token)
-            return await self._in_label_store(lambda store: store.stats())
+            return await self._in_label_store(lambda store: store.stats(self.ref.name))
 
         return await self._respond("labelling_stats", answer)
 

@@ -1,0 +1,36 @@
+"""The ModelDeployment ``make cluster-demo`` applies, read back by the operator's own parser.
+
+The API server checks it against the CRD in the cluster test; here the operator's reading is
+pinned: two replicas following @champion, the first training asked by annotation, and a
+drift retraining that waits for exactly the labels the demo gives.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from textops.contracts import Annotation
+from textops.demo.in_cluster import CREDENTIALS, MDEP, REPLICAS, SIZE, mdep_body
+from textops.operator.spec import ModelDeployment
+
+
+def test_the_demo_spec_reads_as_the_story_needs() -> None:
+    body = mdep_body("reviews-x", "s3://datasets/reviews-x", 1500, first_training="first")
+    body["metadata"]["namespace"] = "textops-demo"
+    mdep = ModelDeployment.from_body(body)
+    spec = mdep.spec
+    assert mdep.name == MDEP
+    assert (spec.model.name, spec.model.alias, spec.model.version) == (
+        "reviews-x",
+        "champion",
+        None,
+    )
+    assert spec.serving.replicas == REPLICAS == 2
+    assert body["metadata"]["annotations"] == {Annotation.RETRAIN: "first"}
+    assert spec.retraining.min_new_labels == 1500
+    assert spec.retraining.dataset == "s3://datasets/reviews-x"
+    assert spec.retraining.reference_traffic == SIZE.reference_traffic > 0
+    assert spec.retraining.triggers.on_drift and spec.retraining.triggers.manual
+    assert spec.retraining.cooldown == timedelta(seconds=60)
+    assert spec.monitoring.feature_drift.for_ == timedelta(seconds=10)
+    assert spec.credentials_secret == CREDENTIALS

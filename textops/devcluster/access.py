@@ -1,0 +1,141 @@
+"""How the host reaches a running dev cluster: helm, ``kubectl port-forward``, placement.
+
+Shared by ``make cluster-demo`` and the cluster tests, so both install the chart and reach
+its Services the same way a user would: through the pinned helm and kubectl, to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from textops.devservers.ports import LOOPBACK, free_port, port_open
+from textops.errors import TextopsError
+
+from .cluster import REAL_NODE_TAINT, Cluster, load_state, recorded_processes
+from .node_config import NODE_NAME
+from .tools import find
+
+T = TypeVar("T")
+
+# What a pod needs to run on the real node when it is tainted (the test session's node).
+REAL_NODE_TOLERATION = {**REAL_NODE_TAINT, "operator": "Equal"}
+# The chart's components that place pods (grafana is off in the dev values).
+CHART_COMPONENTS = ("operator", "mlflow", "mysql", "minio", "prometheus")
+
+
+class ClusterAccessError(TextopsError):
+    """helm or kubectl failed, or what was awaited did not happen in time."""
+
+
+def attach(workdir: Path) -> Cluster:
+    """The cluster ``make cluster-up`` started in ``workdir``; a clear error when none runs."""
+    state = load_state(workdir)
+    processes = recorded_processes(state) if state else []
+    if state is None or not processes or not all(p.alive() for p in processes):
+        raise ClusterAccessError(
+            f"no dev cluster is running in {workdir}: start it with `make cluster-up`"
+        )
+    return Cluster(
+        workdir=workdir,
+        server=str(state["server"]),
+        kubeconfig=Path(state["kubeconfig"]),
+        tools=find(),
+        daemons=processes,
+        nodes=list(state.get("nodes", [])),
+        real_node=bool(state.get("real_node")),
+    )
+
+
+def wait_for(what: str, probe: Callable[[], T], timeout: float, interval: float = 0.5) -> T:
+    """Poll ``probe`` until it returns something truthy; raise after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise ClusterAccessError(
+                f"timed out after {timeout}s waiting for {what} (last: {value!r})"
+            )
+        time.sleep(interval)
+
+
+def helm(cluster: Cluster, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the pinned helm against the cluster; raise with its output when it fails."""
+    done = subprocess.run(
+        [str(cluster.tools.helm), *args],
+        env=cluster.env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ClusterAccessError(f"helm {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def placement_values(namespace: str, reconcile_seconds: int) -> dict[str, Any]:
+    """Values that tolerate and select the real node everywhere (also the workloads the
+    operator creates), watch only ``namespace`` and reconcile every ``reconcile_seconds``."""
+    tolerations = [REAL_NODE_TOLERATION]
+    selector = {"kubernetes.io/hostname": NODE_NAME}
+    values: dict[str, Any] = {
+        c: {"tolerations": tolerations, "nodeSelector": selector} for c in CHART_COMPONENTS
+    }
+    values["operator"].update(
+        watchNamespaces=[namespace],
+        config={
+            "workloadTolerations": tolerations,
+            "workloadNodeSelector": selector,
+            "reconcileSeconds": reconcile_seconds,
+        },
+    )
+    return values
+
+
+@contextlib.contextmanager
+def port_forward(cluster: Cluster, namespace: str, target: str, port: int) -> Iterator[str]:
+    """``kubectl port-forward TARGET`` (``svc/NAME``, ``pod/NAME``) from a free loopback port.
+
+    Yields the base URL ("http://127.0.0.1:N") once kubectl listens; the caller awaits its own
+    readiness probe through it. The kubectl process is stopped on exit.
+    """
+    local = free_port()
+    log = cluster.log_dir / f"port-forward-{namespace}-{target.replace('/', '-')}-{local}.log"
+    with log.open("wb") as out:
+        forward = subprocess.Popen(
+            [
+                str(cluster.tools.kubectl),
+                "port-forward",
+                "-n",
+                namespace,
+                target,
+                f"{local}:{port}",
+                "--address",
+                LOOPBACK,
+            ],
+            env=cluster.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(
+            f"kubectl port-forward {target} listening",
+            lambda: forward.poll() is None and port_open(LOOPBACK, local),
+            timeout=30,
+            interval=0.2,
+        )
+        yield f"http://{LOOPBACK}:{local}"
+    finally:
+        forward.terminate()
+        try:
+            forward.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            forward.kill()
+            forward.wait(timeout=30)
