@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from textops.contracts import Tag
 from textops.devservers import S3Server
 from textops.devservers.mlflow_server import MlflowServer, start_mlflow
 from textops.devservers.ports import free_port
@@ -55,8 +56,6 @@ def test_a_stopped_tracking_server_is_unavailable_never_not_found(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server, base, port = tracking
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # as the operator's defaults
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
     monkeypatch.setattr(registry_io, "_answered", {})
     uri = server.tracking_uri
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -74,7 +73,7 @@ def test_a_stopped_tracking_server_is_unavailable_never_not_found(
 
     server.stop()
     # the server answered a moment ago, so the first question skips the probe and meets the
-    # dead server in MLflow's own client; the next ones are refused by the probe
+    # dead server in its REST request; the next ones are refused by the probe
     for question in (*QUESTIONS, *QUESTIONS):
         with pytest.raises(registry_io.Unavailable):
             registry_io.resolve(uri, question)
@@ -86,3 +85,52 @@ def test_a_stopped_tracking_server_is_unavailable_never_not_found(
         with pytest.raises(registry_io.NotFound) as gone:
             registry_io.resolve(uri, QUESTIONS[2])
         assert gone.value.reason == "ModelNotFound"
+
+
+def test_every_registry_question_over_rest_against_a_real_server(
+    tracking: tuple[MlflowServer, Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator asks over plain HTTP (no MLflow package in its process): pinned versions,
+    aliases, each kind of absence, and a Job's candidate found by its trigger tag with the
+    lineage and gate tags the operator reads."""
+    monkeypatch.setattr(registry_io, "_answered", {})
+    server, _, _ = tracking
+    uri = server.tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model(MODEL)
+    experiment = client.create_experiment("rest")
+    versions = []
+    for trigger in ("t-one", "t-two", "t-two"):
+        run = client.create_run(experiment)
+        versions.append(
+            client.create_model_version(
+                MODEL,
+                source=f"{run.info.artifact_uri}/model",
+                run_id=run.info.run_id,
+                tags={
+                    Tag.TRIGGER_ID: trigger,
+                    Tag.GATE_DECISION: "promoted",
+                    Tag.DATASET_ID: f"ds-{trigger}",
+                    Tag.DATASET_LABELS_ADDED: "12",
+                },
+            )
+        )
+    client.set_registered_model_alias(MODEL, "champion", "2")
+
+    assert registry_io.resolve(uri, CHAMPION) == "2"
+    assert registry_io.resolve(uri, ModelRef(MODEL, version="3")) == "3"
+    for ref, reason in (
+        (ModelRef(MODEL, alias="nope"), "AliasNotFound"),
+        (ModelRef(MODEL, version="9"), "VersionNotFound"),
+        (ModelRef("no-such-model", alias="champion"), "ModelNotFound"),
+    ):
+        with pytest.raises(registry_io.NotFound) as missing:
+            registry_io.resolve(uri, ref)
+        assert missing.value.reason == reason
+
+    found = registry_io.candidate(uri, MODEL, "t-two")
+    assert found is not None
+    assert (found.version, found.run_id) == ("3", versions[2].run_id)  # the newest of two
+    assert (found.decision, found.dataset_id, found.labels_added) == ("promoted", "ds-t-two", 12)
+    assert registry_io.candidate(uri, MODEL, "t-none") is None
+    assert registry_io.candidate(uri, "no-such-model", "t-one") is None

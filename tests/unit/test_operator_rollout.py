@@ -18,6 +18,7 @@ from textops.operator.rollout import (
     plan_invalid,
     plan_rollout,
     plan_unresolved,
+    spec_unserved,
 )
 from textops.operator.spec import ModelDeployment, Status
 from textops.operator.status import find, set_condition, status_patch
@@ -212,3 +213,20 @@ def test_planners_import_no_io_libraries(module: str) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"kopf", "kubernetes", "mlflow"}, imported
+
+
+@pytest.mark.parametrize(
+    ("metadata", "status", "unserved"),
+    [
+        ({"generation": 1}, {}, True),  # new: the operator never wrote status
+        ({}, {}, True),  # no generation yet: a new resource
+        ({"generation": 1}, {"observedGeneration": 1}, False),  # its own status write's event
+        ({"generation": 3}, {"observedGeneration": 2}, True),  # the spec changed
+        ({"generation": 2, "deletionTimestamp": "2026-12-07T00:00:00Z"}, {}, False),
+    ],
+)
+def test_a_watch_event_asks_for_a_rollout_only_for_a_spec_not_yet_served(
+    metadata: dict[str, Any], status: dict[str, Any], unserved: bool
+) -> None:
+    body = {"metadata": {"name": "m", **metadata}, "status": status}
+    assert spec_unserved(body) is unserved

@@ -67,6 +67,11 @@ class Config:
             )
         if not 1 <= self.history_limit <= MAX_HISTORY:
             raise ValueError(f"TEXTOPS_HISTORY_LIMIT must be between 1 and {MAX_HISTORY}")
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            raise ValueError(
+                f"MLFLOW_TRACKING_URI={self.tracking_uri!r}: the operator talks to an MLflow "
+                "tracking server (http:// or https://)"
+            )
 
 
 def load_config(env: Mapping[str, str] | None = None) -> Config:

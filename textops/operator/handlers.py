@@ -1,10 +1,10 @@
 """Kopf handlers of the ModelDeployment resource: thin on purpose.
 
 Each handler names the keyword arguments it uses and hands over to ``reconcile.py`` (read the
-world, decide with the pure modules, write), translating its two expected failures into Kopf's
-retry vocabulary: a spec the operator cannot act on is a :class:`kopf.PermanentError` (no
-retry storm; the status and an Event say why), an unreachable registry is a
-:class:`kopf.TemporaryError` (retry later; the pods keep serving what they serve).
+world, decide with the pure modules, write), logging its two expected failures, which ``reconcile``
+has already written to status: a spec the operator cannot act on (the status and an Event say
+why; no retry storm), an unreachable registry (the next upkeep pass retries; the pods keep
+serving what they serve).
 
 Handlers are synchronous: the kubernetes and MLflow clients block, so Kopf runs them in its
 thread pool. The level-triggered safety net is ``upkeep.py``, started with the operator: it
@@ -27,6 +27,7 @@ from textops.contracts import Env
 from textops.operator import reconcile
 from textops.operator.config import load_config
 from textops.operator.kube_io import Kube
+from textops.operator.rollout import spec_unserved
 from textops.operator.spec import GROUP, PLURAL, VERSION
 from textops.operator.upkeep import Upkeep
 
@@ -35,7 +36,6 @@ RECONCILE_SECONDS = float(os.environ.get(Env.RECONCILE_SECONDS) or 10)
 # so more threads than cores keep a burst of new resources moving
 # (benchmarks/operator_convergence.py).
 WORKERS = 16
-REGISTRY_RETRY_SECONDS = 30
 FINALIZER = f"{GROUP}/operator"
 RESOURCE = (GROUP, VERSION, PLURAL)
 # The namespaces the operator watches (main.py sets them before Kopf starts); empty: all.
@@ -45,8 +45,8 @@ WATCHED_NAMESPACES: list[str] = []
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """All operator settings in one place, and the clients every handler shares."""
-    # Progress and the last-handled spec are kept in annotations under our own prefix: the
-    # structural CRD schema would prune Kopf's default ``status.kopf`` field.
+    # Should Kopf ever keep progress or a last-handled spec (no handler of ours makes it), in
+    # annotations under our own prefix: the structural CRD schema would prune ``status.kopf``.
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -92,18 +92,33 @@ def _api_client() -> client.ApiClient:
     return client.ApiClient(settings)
 
 
-@kopf.on.resume(*RESOURCE)
-@kopf.on.create(*RESOURCE)
-@kopf.on.update(*RESOURCE, field="spec")
-def rollout(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
-    """React at once to a new or changed spec: serve the version it names."""
+@kopf.on.event(*RESOURCE)
+def on_event(name: str, namespace: str | None, memo: Any, **kwargs: Any) -> None:
+    """Every watch event of a ModelDeployment: react at once to a spec the operator has not
+    served yet; drop the metrics of one that is gone.
+
+    A watch-event handler rather than ``on.create``/``on.update``/``on.resume``: those make
+    Kopf write its last-handled configuration into an annotation after each one, a fifth API
+    write per new resource that a burst of them queues behind (the status' own
+    ``observedGeneration`` says the same thing). Events of the operator's own status writes,
+    and of a restart's initial listing of resources already served, ask nothing: their
+    generation is observed; the upkeep pass looks at those anyway. Failures are recorded in
+    status by ``reconcile``; the next upkeep pass retries (no Kopf retry state either). No
+    handler needs a finalizer, and the children go with the garbage collector.
+    """
     assert namespace is not None  # the CRD is namespaced
+    event, body = kwargs.get("type"), kwargs.get("body") or {}
+    if event == "DELETED":
+        reconcile.forget(namespace, name)
+        return
+    if not spec_unserved(body):
+        return
     try:
         reconcile.converge(memo.world, namespace, name)
-    except reconcile.InvalidSpec as exc:
-        raise kopf.PermanentError(str(exc)) from exc
-    except reconcile.RegistryDown as exc:
-        raise kopf.TemporaryError(str(exc), delay=REGISTRY_RETRY_SECONDS) from exc
+    except (reconcile.InvalidSpec, reconcile.RegistryDown) as exc:
+        logging.getLogger("textops.operator").info(
+            "%s/%s not converged: %s", namespace, name, exc
+        )  # already in status; the next upkeep pass retries
 
 
 def _tick(world: reconcile.World, namespace: str, name: str) -> None:
@@ -115,16 +130,3 @@ def _tick(world: reconcile.World, namespace: str, name: str) -> None:
         logging.getLogger("textops.operator").info(
             "%s/%s not converged: %s", namespace, name, exc
         )  # already in status; the next tick retries
-
-
-@kopf.on.event(*RESOURCE)
-def forget(name: str, namespace: str | None, **kwargs: Any) -> None:
-    """Drop the metrics of a ModelDeployment once it is really gone.
-
-    A watch-event handler, not ``on.delete``: it needs no finalizer and no progress annotations
-    (an ``on.delete`` handler beside the timer sometimes left the finalizer in place, kopf
-    issue 1305, and deletions hung in the tests), and the children go with the garbage
-    collector anyway.
-    """
-    if kwargs.get("type") == "DELETED" and namespace is not None:
-        reconcile.forget(namespace, name)

@@ -263,3 +263,14 @@ def plan_invalid(status: Status, generation: int | None, message: str, now: date
     return dataclasses.replace(
         status, observed_generation=generation, conditions=conditions, phase="Failed"
     )
+
+
+def spec_unserved(body: Mapping[str, Any]) -> bool:
+    """Whether the resource's current spec has not been acted on: its ``generation`` is newer
+    than the status' ``observedGeneration`` (a new resource has neither), and it is not being
+    deleted."""
+    meta = body.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return False
+    observed = (body.get("status") or {}).get("observedGeneration") or 0
+    return int(meta.get("generation") or 1) > int(observed)

@@ -8,20 +8,15 @@ MLflow client otherwise retries for minutes before failing.
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
 
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from textops.errors import TrackingUnavailableError
+from textops.registry.health import MISSING_ERROR_CODES, probe
 from textops.settings import Settings
 
-HEALTH_TIMEOUT_S = 5
-# The error codes with which MLflow answers for a model, alias or version that does not exist;
-# any other error is the server failing, never an absence.
-MISSING_ERROR_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
+__all__ = ["client_defaults", "connect", "ensure_experiment", "is_missing", "probe"]
 
 
 def is_missing(exc: MlflowException) -> bool:
@@ -56,19 +51,6 @@ def connect(settings: Settings) -> MlflowClient:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def probe(uri: str) -> None:
-    url = uri.rstrip("/") + "/health"
-    try:
-        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S) as response:
-            if response.status != 200:
-                raise TrackingUnavailableError(f"MLflow at {uri} answered {response.status}")
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TrackingUnavailableError(
-            f"MLflow tracking server {uri} is unreachable: {reason}"
-        ) from exc
 
 
 def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
