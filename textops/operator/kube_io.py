@@ -114,8 +114,22 @@ class Kube:
         self.apps.replace_namespaced_deployment(meta["name"], meta["namespace"], _any(body))
         return True
 
-    def ensure_service(self, body: Body) -> bool:
+    def ensure_service(self, body: Body, check_first: bool) -> bool:
+        """Create the Service unless it exists; True if created.
+
+        ``check_first`` (a resource already served, every upkeep pass): read before creating.
+        A create refused with 409 is no cheap no-op: the API server allocates the ClusterIP
+        before it finds the name taken, and 200 resources did that every 10 s
+        (benchmarks/README.md). A new resource creates at once.
+        """
         meta = body["metadata"]
+        if check_first:
+            try:
+                self.core.read_namespaced_service(meta["name"], meta["namespace"])
+                return False
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
         return self._create(
             lambda: self.core.create_namespaced_service(meta["namespace"], _any(body))
         )

@@ -136,7 +136,7 @@ def _converge(world: World, body: dict[str, Any]) -> dict[str, Any]:
     plan = plan_rollout(mdep, target, state, now(), world.config.history_limit)
     if plan.version is not None:
         world.kube.apply_deployment(build_deployment(mdep, world.config, plan.version), live)
-        world.kube.ensure_service(build_service(mdep, world.config))
+        world.kube.ensure_service(build_service(mdep, world.config), check_first=live is not None)
     return _write(world, body, mdep.status, plan)
 
 
