@@ -70,14 +70,6 @@ class Stack(Installation):
             container_id,
         )
 
-    def s3_credentials(self) -> dict[str, str]:
-        """The chart's MinIO root keys as the AWS variables clients read."""
-        secret = f"{self.base}-minio"
-        return {
-            "AWS_ACCESS_KEY_ID": self.secret_value(secret, "root-user"),
-            "AWS_SECRET_ACCESS_KEY": self.secret_value(secret, "root-password"),
-        }
-
 
 def install(cluster: Cluster, api: Any, workdir: Path) -> Stack:
     """A new namespace and release; returns once ``helm install --wait`` did."""

@@ -15,7 +15,13 @@ from textops.operator.spec import ModelDeployment
 
 
 def test_the_demo_spec_reads_as_the_story_needs() -> None:
-    body = mdep_body("reviews-x", "s3://datasets/reviews-x", 1500, first_training="first")
+    body = mdep_body(
+        "reviews-x",
+        "s3://datasets/reviews-x",
+        1500,
+        first_training="first",
+        reference_traffic=SIZE.reference_traffic,
+    )
     body["metadata"]["namespace"] = "textops-demo"
     mdep = ModelDeployment.from_body(body)
     spec = mdep.spec

@@ -4,7 +4,7 @@ What the person does is what a user of the chart does: ``helm install`` (the dev
 put the first dataset version in the in-cluster S3 store, and apply a ModelDeployment with two
 replicas following ``@champion`` that asks for a first training (annotation
 ``textops.io/retrain``). The operator trains v1 in a Job and rolls it out. Then the world
-sends in-distribution and shifted traffic (30 % hotel reviews) through the Service's
+sends in-distribution and shifted traffic (40 % hotel reviews) through the Service's
 ClusterIP (this host is the node, so kube-proxy balances over both replicas), simulated users
 send feedback for a quarter of the answers, and a simulated annotator labels the top of the
 ranked queue through the labelling API of the Service (``kubectl port-forward``, the chart's
@@ -45,7 +45,7 @@ from textops.demo.scenario import (
     DemoSize,
     Phase,
     build_scenario,
-    feedback_sample,
+    feedback_plan,
     phase_traffic,
 )
 from textops.devcluster import Cluster
@@ -91,6 +91,14 @@ class Installation:
     def secret_value(self, name: str, key: str) -> str:
         data = client.CoreV1Api(self.api).read_namespaced_secret(name, self.namespace).data
         return base64.b64decode((data or {})[key]).decode()
+
+    def s3_credentials(self) -> dict[str, str]:
+        """The chart's MinIO root keys as the AWS variables clients read."""
+        secret = f"{self.base}-minio"
+        return {
+            "AWS_ACCESS_KEY_ID": self.secret_value(secret, "root-user"),
+            "AWS_SECRET_ACCESS_KEY": self.secret_value(secret, "root-password"),
+        }
 
     def plain(self, obj: Any) -> dict[str, Any]:
         """An API object as the camelCase dict the API server sent."""
@@ -194,10 +202,10 @@ class Watch:
 
     def drift(self, model: str, version: str) -> DriftReading | None:
         """The largest overall drift statistic over the version's pods, as Prometheus has it."""
-        sel = f'model="{model}",version="{version}",{Metric.STATISTIC}="{Metric.OVERALL}"'
+        sel = _overall(model, version)
         values = {
             (kind, part): self.value(f"max({Metric.drift(kind, part)}{{{sel}}})")
-            for kind in ("feature", "prediction")
+            for kind in KINDS
             for part in ("statistic", "threshold")
         }
         samples = self.value(f"sum({Metric.drift('feature', 'window_samples')}{{{sel}}})")
@@ -214,11 +222,16 @@ class Watch:
     def drift_after(self, model: str, version: str, since: float) -> DriftReading | None:
         """The drift reading once every pod of ``version`` was scraped one drift evaluation
         interval after ``since`` (epoch seconds), so it covers everything sent before it."""
-        sel = f'model="{model}",version="{version}",{Metric.STATISTIC}="{Metric.OVERALL}"'
+        sel = _overall(model, version)
         oldest = self.value(f"min(timestamp({Metric.drift('feature', 'statistic')}{{{sel}}}))")
         if oldest is None or oldest < since + ServingConfig.drift_interval_s:
             return None
         return self.drift(model, version)
+
+
+def _overall(model: str, version: str) -> str:
+    """The label selector of a version's overall drift verdicts."""
+    return f'model="{model}",version="{version}",{Metric.STATISTIC}="{Metric.OVERALL}"'
 
 
 def instant_query(url: str, expr: str) -> list[dict[str, Any]]:
@@ -295,13 +308,7 @@ class _Story:
         ]
         # labels the operator waits for: every feedback the users give, then the annotator's
         self.min_new_labels = size.labels + sum(
-            len(
-                feedback_sample(
-                    ph.samples[lo : lo + size.chunk], size.feedback_share, size.seed + lo
-                )
-            )
-            for ph in self.phases[:2]
-            for lo in range(0, len(ph.samples), size.chunk)
+            len(chunk) for ph in self.phases[:2] for chunk in feedback_plan(ph.samples, size)
         )
 
     def say(self, text: str) -> None:
@@ -364,7 +371,7 @@ class _Story:
             Env.DATA_URI: self.data_uri,
             Env.S3_ENDPOINT: self.urls["s3"],
             Env.MODEL_NAME: self.model,
-            **self._s3_keys(),
+            **self.inst.s3_credentials(),
         }
         first = self.run_dir / "first-training.jsonl"
         first.write_text(
@@ -378,17 +385,10 @@ class _Story:
         self.say(f"{manifest.id}: {manifest.rows} rows {manifest.label_counts} in {self.data_uri}")
         return manifest
 
-    def _s3_keys(self) -> dict[str, str]:
-        secret = f"{self.inst.base}-minio"
-        return {
-            "AWS_ACCESS_KEY_ID": self.inst.secret_value(secret, "root-user"),
-            "AWS_SECRET_ACCESS_KEY": self.inst.secret_value(secret, "root-password"),
-        }
-
     def _apply(self) -> None:
         core = client.CoreV1Api(self.inst.api)
         secret = client.V1Secret(
-            metadata=client.V1ObjectMeta(name=CREDENTIALS), string_data=self._s3_keys()
+            metadata=client.V1ObjectMeta(name=CREDENTIALS), string_data=self.inst.s3_credentials()
         )
         try:
             core.create_namespaced_secret(self.inst.namespace, secret)
@@ -407,7 +407,13 @@ class _Story:
                 lambda: not self.watch.children(),
                 timeout=180,
             )
-        body = mdep_body(self.model, self.data_uri, self.min_new_labels, first_training=self.model)
+        body = mdep_body(
+            self.model,
+            self.data_uri,
+            self.min_new_labels,
+            first_training=self.model,
+            reference_traffic=self.size.reference_traffic,
+        )
         self.watch.custom.create_namespaced_custom_object(
             GROUP, VERSION, self.inst.namespace, PLURAL, body
         )
@@ -559,7 +565,7 @@ def wait_for_or_none(probe: Callable[[], Any], timeout: float, interval: float =
 
 
 def mdep_body(
-    model: str, data_uri: str, min_new_labels: int, first_training: str
+    model: str, data_uri: str, min_new_labels: int, first_training: str, reference_traffic: int
 ) -> dict[str, Any]:
     """The ModelDeployment: two replicas following @champion, drift read every 2 s and acted
     on after 10 s, retraining once ``min_new_labels`` labels are new, 60 s apart at least;
@@ -583,7 +589,7 @@ def mdep_body(
                 "dataset": data_uri,
                 "minNewLabels": min_new_labels,
                 "cooldown": "60s",
-                "referenceTraffic": SIZE.reference_traffic,
+                "referenceTraffic": reference_traffic,
                 "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
             },
             "credentialsSecret": CREDENTIALS,

@@ -33,7 +33,7 @@ from textops.demo.scenario import (
     Phase,
     Scenario,
     build_scenario,
-    feedback_sample,
+    feedback_plan,
     phase_traffic,
     segment_of,
 )
@@ -172,13 +172,14 @@ def replay(
     """Send the phase's texts chunk by chunk (no faster than ``texts_per_s`` when set), give
     feedback, and record ``read_drift``'s reading after each chunk."""
     started = time.perf_counter()
-    for lo in range(0, len(phase.samples), size.chunk):
+    plan = feedback_plan(phase.samples, size)
+    for k, lo in enumerate(range(0, len(phase.samples), size.chunk)):
         if texts_per_s > 0:  # the sender's rate, not a wait for something to happen
             time.sleep(max(0.0, started + lo / texts_per_s - time.perf_counter()))
         chunk = phase.samples[lo : lo + size.chunk]
         answers = client.predict_all([s.text for s in chunk])
         phase.predicted += [str(a["label"]) for a in answers]
-        for i in feedback_sample(chunk, size.feedback_share, size.seed + lo):
+        for i in plan[k]:
             tally = client.feedback(str(answers[i]["id"]), chunk[i].label)
             phase.online_accuracy = float(tally["summary"]["accuracy"])
             phase.feedback += 1

@@ -125,6 +125,16 @@ def feedback_sample(samples: Sequence[Sample], share: float, seed: int) -> list[
     )
 
 
+def feedback_plan(samples: Sequence[Sample], size: DemoSize) -> list[list[int]]:
+    """Per chunk of ``size.chunk`` samples as the demo sends them, the indices (within the
+    chunk) the simulated users give feedback on: what the replay does, and what the cluster
+    demo counts the labels from."""
+    return [
+        feedback_sample(samples[lo : lo + size.chunk], size.feedback_share, size.seed + lo)
+        for lo in range(0, len(samples), size.chunk)
+    ]
+
+
 def accuracy_by_segment(samples: Sequence[Sample], predicted: Sequence[str]) -> dict[str, float]:
     """Share of correct predictions per segment and overall (ground truth from the world)."""
     out: dict[str, float] = {}

@@ -64,15 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         real_node = None
         if not args.no_real_node:
-            images: tuple[tuple[str, ...], ...] = ()
-            if not args.no_images:
-                from textops.packaging.images import BuildError, build_all
-
-                try:
-                    images = tuple(tuple(built.tags) for built in build_all())
-                except BuildError as exc:
-                    print(exc, file=sys.stderr)
-                    return 1
+            images = () if args.no_images else _built_images()
+            if images is None:
+                return 1
             real_node = RealNode(images=images)
         try:
             cluster = start_cluster(
@@ -109,18 +103,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _refresh_images(workdir: Path) -> int:
-    """Build the images (unchanged ones are reused) and import the new builds into the
-    running node, so pods started from now on run the checkout as it is; running pods keep
-    what they run."""
+def _built_images() -> tuple[tuple[str, ...], ...] | None:
+    """Each image's tags after building them (unchanged ones are reused); None, after saying
+    why, when a build fails."""
     from textops.packaging.images import BuildError, build_all
 
-    from . import node
-
     try:
-        built = [tuple(b.tags) for b in build_all()]
+        return tuple(tuple(built.tags) for built in build_all())
     except BuildError as exc:
         print(exc, file=sys.stderr)
+        return None
+
+
+def _refresh_images(workdir: Path) -> int:
+    """Build the images and import the new builds into the running node, so pods started from
+    now on run the checkout as it is; running pods keep what they run."""
+    from . import node
+
+    built = _built_images()
+    if built is None:
         return 1
     imported = node.import_from_docker(node_paths(workdir), find(), built)
     print("images imported into the node: " + (", ".join(imported) or "none changed"))

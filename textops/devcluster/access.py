@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from textops.devservers.ports import LOOPBACK, free_port, port_open
 from textops.errors import TextopsError
 
-from .cluster import REAL_NODE_TAINT, Cluster, load_state, recorded_processes
+from .cluster import REAL_NODE_TAINT, Cluster, load_state, recorded_processes, status
 from .node_config import NODE_NAME
 from .tools import find
 
@@ -35,8 +35,7 @@ class ClusterAccessError(TextopsError):
 def attach(workdir: Path) -> Cluster:
     """The cluster ``make cluster-up`` started in ``workdir``; a clear error when none runs."""
     state = load_state(workdir)
-    processes = recorded_processes(state) if state else []
-    if state is None or not processes or not all(p.alive() for p in processes):
+    if state is None or not status(workdir)["running"]:
         raise ClusterAccessError(
             f"no dev cluster is running in {workdir}: start it with `make cluster-up`"
         )
@@ -45,7 +44,7 @@ def attach(workdir: Path) -> Cluster:
         server=str(state["server"]),
         kubeconfig=Path(state["kubeconfig"]),
         tools=find(),
-        daemons=processes,
+        daemons=recorded_processes(state),
         nodes=list(state.get("nodes", [])),
         real_node=bool(state.get("real_node")),
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -111,22 +112,25 @@ def on_event(name: str, namespace: str | None, memo: Any, **kwargs: Any) -> None
     if event == "DELETED":
         reconcile.forget(namespace, name)
         return
-    if not spec_unserved(body):
-        return
-    try:
-        reconcile.converge(memo.world, namespace, name)
-    except (reconcile.InvalidSpec, reconcile.RegistryDown) as exc:
-        logging.getLogger("textops.operator").info(
-            "%s/%s not converged: %s", namespace, name, exc
-        )  # already in status; the next upkeep pass retries
+    if spec_unserved(body):
+        _logging_failures(reconcile.converge, memo.world, namespace, name)
 
 
 def _tick(world: reconcile.World, namespace: str, name: str) -> None:
     """Level-triggered upkeep of one resource: follow the alias, finish rollouts, observe,
     retrain."""
+    _logging_failures(reconcile.tick, world, namespace, name)  # converge, then observe
+
+
+def _logging_failures(
+    step: Callable[[reconcile.World, str, str], None],
+    world: reconcile.World,
+    namespace: str,
+    name: str,
+) -> None:
+    """Run a reconcile step; its two expected failures are already in status, so they are
+    only logged (the next upkeep pass retries)."""
     try:
-        reconcile.tick(world, namespace, name)  # converge, then observe
+        step(world, namespace, name)
     except (reconcile.InvalidSpec, reconcile.RegistryDown) as exc:
-        logging.getLogger("textops.operator").info(
-            "%s/%s not converged: %s", namespace, name, exc
-        )  # already in status; the next tick retries
+        logging.getLogger("textops.operator").info("%s/%s not converged: %s", namespace, name, exc)
