@@ -76,6 +76,11 @@ class Env:
     SERVING_VERSION: Final = "TEXTOPS_SERVING_VERSION"
     REFERENCE_TRAFFIC: Final = "TEXTOPS_REFERENCE_TRAFFIC"
 
+    # the project's images (textops.packaging.images passes them as build arguments): the
+    # commit their sources come from, which lineage records where no checkout is
+    GIT_COMMIT: Final = "TEXTOPS_GIT_COMMIT"
+    GIT_DIRTY: Final = "TEXTOPS_GIT_DIRTY"
+
     # the operator (textops.operator.config), set by the chart's operator Deployment
     PROMETHEUS_URL: Final = "TEXTOPS_PROMETHEUS_URL"
     SERVING_IMAGE: Final = "TEXTOPS_SERVING_IMAGE"

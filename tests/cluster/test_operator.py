@@ -1,16 +1,27 @@
-"""The operator, run for real, against a real control plane, MLflow server and Prometheus.
+"""The operator, run for real, against a real control plane, MLflow server and Prometheus,
+with its serving pods and retraining Jobs running real containers on the dev cluster's node.
 
 The operator runs as a subprocess (``python -m textops.operator --namespace NS``) under the
 least-privilege ServiceAccount of ``manifests/rbac/`` (a token kubeconfig), so a missing
-permission fails these tests. kwok makes serving pods Ready and completes Job pods at once; no
-container runs. A Job whose image is in the reserved registry ``fail.kwok.invalid`` fails
-instead (``textops/devcluster/stages/pod-fail.yaml``): the real Job controller retries it up
-to ``backoffLimit`` and marks it Failed. Model versions are registered cheaply in the real
-MLflow registry (no training: the operator only reads versions, aliases and tags). The one
-stand-in: a tiny HTTP server in the test plays the BentoML pod's ``/metrics``, scraped by a
-real Prometheus that attaches the target labels the chart's relabelling would (``namespace``,
-``modeldeployment``, ...), next to two neighbours serving the same version that the operator
-must not read.
+permission fails these tests; it is killed and restarted at will, which a pod makes slow.
+(The chart's tests and the full loop run it in-cluster from its image.) Everything it
+creates runs on the real node: the serving pods from the serving image load their model from
+the chart's MLflow (on MariaDB, artifacts in the chart's S3 server, both reached through their
+Services' ClusterIPs, from this host as from the pods); the retraining Jobs run the training
+image, which trains on a dataset of the chart's S3 server, registers and gates the candidate.
+
+Models: one version is trained on the host once per module (200 reviews) and every version
+the tests register is a new registry entry pointing at its artifacts (no training per
+version). Datasets: ``small`` (that version's training set: retraining on it gives the same
+model, which the gate rejects), ``big`` (1,000 reviews: the gate promotes what it trains) and
+``missing`` (no version: a Job on it fails, which is what a failing retraining is here).
+
+The one stand-in: a tiny HTTP server per test plays the serving pods' ``/metrics`` for the
+tests of the monitoring policy, so each sets exact drift and quality readings (0.05 then 0.9,
+accuracy 0.93 then 0.61, a confusion). It is scraped by a real Prometheus that attaches the
+target labels the chart's relabelling would (``namespace``, ``modeldeployment``, ...), next to
+two neighbours serving the same version that the operator must not read. The real pods'
+metrics through the in-cluster Prometheus are covered by test_full_loop.py and the demo.
 
 Every wait polls a condition with a deadline; nothing sleeps to synchronise.
 """
@@ -18,6 +29,7 @@ Every wait polls a condition with a deadline; nothing sleeps to synchronise.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -42,22 +54,34 @@ from mlflow.tracking import MlflowClient
 
 from tests.cluster import operator_access
 from tests.cluster.operator_access import SA_NAME, SA_NAMESPACE, apply_crd
+from tests.cluster.seed import review_rows, textops_cli, write_rows
+from tests.cluster.stack import Stack
 from tests.plugins.cluster import wait_until
+from tests.served_model import clean_env, http_status
 from textops.contracts import Annotation
 from textops.devcluster import Cluster
+from textops.devcluster.access import REAL_NODE_TOLERATION
+from textops.devcluster.node_config import NODE_NAME
 from textops.devservers.prometheus import PrometheusServer, start_prometheus
 from textops.operator.policy import trigger_id
 from textops.operator.spec import GROUP, PLURAL, VERSION, format_time
+from textops.packaging import images, recipes
 from textops.processes import ManagedProcess, start_process
 from textops.processes import wait_until as wait_for_process
 
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.cluster, pytest.mark.images, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_MANIFEST = ROOT / "manifests" / "operator" / "deployment.yaml"
-EXPERIMENT = "textops-operator-tests"
-FAILING_IMAGE = "fail.kwok.invalid/textops/training:test"  # kwok fails its pods (exit 1)
 SA_USER = f"system:serviceaccount:{SA_NAMESPACE}:{SA_NAME}"
+SECRET = "s3-credentials"  # in each test's namespace: the chart's S3 keys
+SEED_PER_CLASS, BIG_PER_CLASS = 100, 500
+MIN_IMPROVEMENT = 0.05  # what the gate asks of a candidate in these tests
+# small requests: the chart's pods share the node's two cores with these
+SERVING_RESOURCES = {"requests": {"cpu": "50m", "memory": "256Mi"}}
+TRAINING_RESOURCES = {"requests": {"cpu": "250m", "memory": "1Gi"}}
+READY_TIMEOUT = 240  # a serving pod of the serving image on a busy two-core node
+JOB_TIMEOUT = 600  # a Job's pod trains 1,000 reviews, registers and gates
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -76,6 +100,58 @@ def operator_kubeconfig(
     """A kubeconfig authenticating as the operator's ServiceAccount (manifests/rbac/)."""
     return operator_access.operator_kubeconfig(
         k8s_cluster, kubectl, tmp_path_factory.mktemp("operator")
+    )
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The chart's MLflow and S3 server, seeded for these tests (see the module docstring)."""
+
+    mlflow_url: str
+    s3_url: str
+    credentials: dict[str, str]
+    seed_version: Any  # the trained ModelVersion every registered version points at
+    small: str
+    big: str
+    missing: str
+    big_dataset: str  # the id of the newest dataset under ``big``
+
+
+@pytest.fixture(scope="module")
+def stores(chart_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Stores:
+    mlflow_url = chart_stack.cluster_ip_url(f"{chart_stack.base}-mlflow", 5000)
+    s3_url = chart_stack.cluster_ip_url(f"{chart_stack.base}-minio", 9000)
+    wait_until("MLflow answers", lambda: http_status(f"{mlflow_url}/health") == 200, timeout=60)
+    credentials = chart_stack.s3_credentials()
+    home = tmp_path_factory.mktemp("seed")
+    suffix = uuid.uuid4().hex[:8]
+    uris = {k: f"s3://datasets/op-{suffix}-{k}" for k in ("small", "big", "missing")}
+    seed_model = f"op-seed-{suffix}"
+
+    def cli(data_uri: str, *argv: str) -> dict[str, Any]:
+        env = clean_env(
+            home,
+            MLFLOW_TRACKING_URI=mlflow_url,
+            TEXTOPS_DATA_URI=data_uri,
+            TEXTOPS_S3_ENDPOINT=s3_url,
+            TEXTOPS_MODEL_NAME=seed_model,
+            **credentials,
+        )
+        return textops_cli(env, *argv)
+
+    small = write_rows(home / "small.jsonl", review_rows(SEED_PER_CLASS))
+    big = write_rows(home / "big.jsonl", review_rows(BIG_PER_CLASS))
+    small_id = cli(uris["small"], "data", "snapshot", "--from", str(small))["id"]
+    big_id = cli(uris["big"], "data", "snapshot", "--from", str(big))["id"]
+    version = cli(uris["small"], "train", "--dataset", small_id)["version"]
+    registry = MlflowClient(tracking_uri=mlflow_url, registry_uri=mlflow_url)
+    return Stores(
+        mlflow_url=mlflow_url,
+        s3_url=s3_url,
+        credentials=credentials,
+        seed_version=registry.get_model_version(seed_model, str(version)),
+        big_dataset=big_id,
+        **uris,
     )
 
 
@@ -124,18 +200,32 @@ class Operator:
 def operator(
     k8s_namespace: str,
     operator_kubeconfig: Path,
-    mlflow_env: dict[str, str],
+    stores: Stores,
+    built_images: dict[str, images.Built],
     kube_api: Any,
     tmp_path: Path,
 ) -> Iterator[Operator]:
-    """The operator watching the test's namespace, stopped (after its resources) afterwards."""
+    """The operator watching the test's namespace, stopped (after its resources) afterwards.
+
+    Its workloads go to the real node (its taint tolerated, its name selected) and run the
+    images of this tree (their content tags, never pulled); the namespace gets the S3 keys.
+    """
+    client.CoreV1Api(kube_api).create_namespaced_secret(
+        k8s_namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name=SECRET), string_data=stores.credentials),
+    )
     env = {
-        **os.environ,
-        **mlflow_env,
+        **clean_env(tmp_path / "operator-home"),
         "KUBECONFIG": str(operator_kubeconfig),
+        "MLFLOW_TRACKING_URI": stores.mlflow_url,
+        "TEXTOPS_S3_ENDPOINT": stores.s3_url,
+        "TEXTOPS_DATA_URI": stores.missing,  # a spec names its dataset when its Job must train
         "TEXTOPS_RECONCILE_SECONDS": "1",
-        "TEXTOPS_SERVING_IMAGE": "registry.invalid/textops/serving:test",  # kwok never pulls
-        "TEXTOPS_TRAINING_IMAGE": "registry.invalid/textops/training:test",
+        "TEXTOPS_SERVING_IMAGE": built_images["serving"].tags[-1],
+        "TEXTOPS_TRAINING_IMAGE": built_images["training"].tags[-1],
+        "TEXTOPS_IMAGE_PULL_POLICY": "Never",
+        "TEXTOPS_WORKLOAD_TOLERATIONS": json.dumps([REAL_NODE_TOLERATION]),
+        "TEXTOPS_WORKLOAD_NODE_SELECTOR": json.dumps({"kubernetes.io/hostname": NODE_NAME}),
         "TEXTOPS_PROMETHEUS_URL": "http://127.0.0.1:9",  # nothing listens: tests set their own
     }
     op = Operator(env=env, namespace=k8s_namespace, log_path=tmp_path / "operator.log")
@@ -159,24 +249,29 @@ def operator(
         print(f"---- operator log ({op.log_path}) ----\n{op.log()[-20000:]}")
 
 
+class Registry(MlflowClient):
+    """The chart's MLflow registry, and the trained version new versions point at."""
+
+    def __init__(self, stores: Stores) -> None:
+        super().__init__(tracking_uri=stores.mlflow_url, registry_uri=stores.mlflow_url)
+        self.seed = stores.seed_version
+
+
 @pytest.fixture
-def registry(mlflow_env: dict[str, str]) -> MlflowClient:
-    uri = mlflow_env["MLFLOW_TRACKING_URI"]
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+def registry(stores: Stores) -> Registry:
+    return Registry(stores)
 
 
-def register(registry: MlflowClient, name: str, tags: dict[str, str] | None = None) -> str:
-    """A registered version without training: the operator reads only versions and tags."""
+def register(registry: Registry, name: str, tags: dict[str, str] | None = None) -> str:
+    """A new version of ``name`` holding the seed's trained model (its run and artifacts)."""
     with contextlib.suppress(MlflowException):  # registered by an earlier call
         registry.create_registered_model(name)
-    experiment = registry.get_experiment_by_name(EXPERIMENT)
-    experiment_id = (
-        experiment.experiment_id if experiment else registry.create_experiment(EXPERIMENT)
-    )
-    run = registry.create_run(experiment_id)
-    registry.set_terminated(run.info.run_id)
+    seed = registry.seed
+    # MLflow 3 registers a logged model (source models:/m-ID); the server wants its id again
+    # and a version read back does not carry it
+    model_id = seed.model_id or seed.source.removeprefix("models:/")
     version = registry.create_model_version(
-        name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id, tags=tags or {}
+        name, source=seed.source, run_id=seed.run_id, tags=tags or {}, model_id=model_id
     )
     return str(version.version)
 
@@ -195,6 +290,11 @@ class Cluster_:
         self.batch = client.BatchV1Api(api)
 
     def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """Apply ModelDeployment ``name``: its pods and Jobs read the chart's S3 server with
+        the namespace's keys and ask for little of the node (unless ``spec`` says)."""
+        spec = {"credentialsSecret": SECRET, **spec}
+        spec["serving"] = {"resources": SERVING_RESOURCES, **spec.get("serving", {})}
+        spec["retraining"] = {"resources": TRAINING_RESOURCES, **spec.get("retraining", {})}
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "ModelDeployment",
@@ -238,6 +338,41 @@ class Cluster_:
     def jobs(self) -> list[Any]:
         return list(self.batch.list_namespaced_job(self.ns).items)
 
+    def job_log(self, name: str) -> str:
+        """The last lines of every pod of Job ``name`` (for a failing assertion's message)."""
+        pods = self.core.list_namespaced_pod(self.ns, label_selector=f"job-name={name}").items
+        return "\n".join(
+            f"--- {p.metadata.name}:\n"
+            + self.core.read_namespaced_pod_log(p.metadata.name, self.ns, tail_lines=40)
+            for p in pods
+        )
+
+    def await_job(self, name: str, outcome: str) -> Any:
+        """Wait until the Job controller marks Job ``name`` Complete or Failed; the condition.
+
+        Its pods must have run the training image on the real node."""
+
+        def ended() -> Any:
+            job = self.batch.read_namespaced_job(name, self.ns)
+            return next(
+                (
+                    c
+                    for c in job.status.conditions or []
+                    if c.type in ("Complete", "Failed") and c.status == "True"
+                ),
+                None,
+            )
+
+        condition = wait_until(f"Job {name} done", ended, timeout=JOB_TIMEOUT, interval=2)
+        assert condition.type == outcome, self.job_log(name)
+        pods = self.core.list_namespaced_pod(self.ns, label_selector=f"job-name={name}").items
+        assert pods
+        for pod in pods:
+            assert pod.spec.node_name == NODE_NAME
+            [state] = pod.status.container_statuses or [None]
+            assert state is not None and state.image.startswith("docker.io/textops/training:")
+        return condition
+
     def rolled_out(self, name: str, version: str) -> bool:
         """``version`` serves and is Ready, whatever monitoring says of it."""
         return bool(
@@ -259,14 +394,14 @@ def k8s(kube_api: Any, k8s_namespace: str) -> Cluster_:
 
 
 def test_rollout_pins_the_alias_version_and_follows_it(
-    operator: Operator, k8s: Cluster_, registry: MlflowClient
+    operator: Operator, k8s: Cluster_, registry: Registry
 ) -> None:
     model = f"op-{uuid.uuid4().hex[:8]}"
     v1 = register(registry, model)
     registry.set_registered_model_alias(model, "champion", v1)
     k8s.create("reviews", {"model": {"name": model, "alias": "champion"}})
 
-    wait_until("version 1 served", lambda: k8s.serving("reviews", v1), timeout=90)
+    wait_until("version 1 served", lambda: k8s.serving("reviews", v1), timeout=READY_TIMEOUT)
     assert k8s.deployment_uri("reviews") == f"models:/{model}/{v1}"
     service = k8s.core.read_namespaced_service("reviews", k8s.ns)
     assert service.spec.ports[0].port == 3000
@@ -278,7 +413,7 @@ def test_rollout_pins_the_alias_version_and_follows_it(
 
     v2 = register(registry, model)
     registry.set_registered_model_alias(model, "champion", v2)
-    wait_until("alias move rolled out", lambda: k8s.serving("reviews", v2), timeout=90)
+    wait_until("alias move rolled out", lambda: k8s.serving("reviews", v2), timeout=READY_TIMEOUT)
     assert k8s.deployment_uri("reviews") == f"models:/{model}/{v2}"
     history = k8s.status("reviews")["history"]
     assert [(h["event"], h["version"]) for h in history] == [("RolledOut", v1), ("RolledOut", v2)]
@@ -289,7 +424,7 @@ def test_rollout_pins_the_alias_version_and_follows_it(
 
 
 def test_unknown_model_is_reported_without_crashing(
-    operator: Operator, k8s: Cluster_, registry: MlflowClient
+    operator: Operator, k8s: Cluster_, registry: Registry
 ) -> None:
     model = f"missing-{uuid.uuid4().hex[:8]}"
     k8s.create("ghost", {"model": {"name": model, "alias": "champion"}})
@@ -307,13 +442,15 @@ def test_unknown_model_is_reported_without_crashing(
     # Once the model exists, the same resource converges without anyone touching it.
     version = register(registry, model)
     registry.set_registered_model_alias(model, "champion", version)
-    wait_until("served after registration", lambda: k8s.serving("ghost", version), timeout=90)
+    wait_until(
+        "served after registration", lambda: k8s.serving("ghost", version), timeout=READY_TIMEOUT
+    )
     assert len(k8s.events("ModelNotFound")) == 1  # an Event per transition, not per pass
     assert operator.alive()
 
 
 def test_unreachable_registry_degrades_and_recovers(
-    operator: Operator, k8s: Cluster_, registry: MlflowClient
+    operator: Operator, k8s: Cluster_, registry: Registry
 ) -> None:
     model = f"op-{uuid.uuid4().hex[:8]}"
     version = register(registry, model)
@@ -335,12 +472,14 @@ def test_unreachable_registry_degrades_and_recovers(
     operator.stop()
     operator.env["MLFLOW_TRACKING_URI"] = real
     operator.start()
-    wait_until("served once MLflow answers", lambda: k8s.serving("offline", version), timeout=90)
+    wait_until(
+        "served once MLflow answers", lambda: k8s.serving("offline", version), timeout=READY_TIMEOUT
+    )
     assert k8s.condition("offline", "Degraded")["status"] == "False"
 
 
 def test_spec_the_operator_cannot_act_on_fails_once_and_recovers_when_fixed(
-    operator: Operator, k8s: Cluster_, registry: MlflowClient
+    operator: Operator, k8s: Cluster_, registry: Registry
 ) -> None:
     model = f"op-{uuid.uuid4().hex[:8]}"
     version = register(registry, model)
@@ -369,13 +508,13 @@ def test_spec_the_operator_cannot_act_on_fails_once_and_recovers_when_fixed(
         "cronbad",
         {"spec": {"retraining": {"triggers": {"schedule": "0 3 * * 0"}}}},
     )
-    wait_until("served once fixed", lambda: k8s.serving("cronbad", version), timeout=90)
+    wait_until("served once fixed", lambda: k8s.serving("cronbad", version), timeout=READY_TIMEOUT)
     assert len(k8s.events("InvalidSpec")) == 1  # no retry storm meanwhile
     assert operator.alive()
 
 
 def test_rollout_that_cannot_become_available_is_rolled_back(
-    operator: Operator, k8s: Cluster_, registry: MlflowClient, kubectl: Kubectl, tmp_path: Path
+    operator: Operator, k8s: Cluster_, registry: Registry, kubectl: Kubectl, tmp_path: Path
 ) -> None:
     model = f"op-{uuid.uuid4().hex[:8]}"
     v1 = register(registry, model)
@@ -385,7 +524,7 @@ def test_rollout_that_cannot_become_available_is_rolled_back(
         "rollout": {"progressDeadlineSeconds": 30},
     }
     k8s.create("fragile", spec)
-    wait_until("version 1 served", lambda: k8s.serving("fragile", v1), timeout=90)
+    wait_until("version 1 served", lambda: k8s.serving("fragile", v1), timeout=READY_TIMEOUT)
 
     v2 = register(registry, model)
     _refuse_pods_of_version(kubectl, k8s.ns, v2, tmp_path)  # version 2's pods can never start
@@ -490,7 +629,7 @@ def _refuse_pods_of_version(kubectl: Kubectl, namespace: str, version: str, tmp_
 
 
 class FakeServingMetrics:
-    """Stands in for the BentoML pod's /metrics (no serving container runs under kwok)."""
+    """Stands in for the serving pods' /metrics: exact readings the test sets (module docstring)."""
 
     def __init__(
         self, model: str, version: str, feature_drift: float = 0.05, accuracy: float = 0.93
@@ -634,7 +773,7 @@ def monitored(
 
 
 def test_sustained_drift_starts_exactly_one_retraining_even_across_a_crash(
-    operator: Operator, k8s: Cluster_, registry: MlflowClient, tmp_path: Path
+    operator: Operator, k8s: Cluster_, registry: Registry, tmp_path: Path
 ) -> None:
     model = f"op-{uuid.uuid4().hex[:8]}"
     v1 = register(registry, model)
@@ -650,7 +789,7 @@ def test_sustained_drift_starts_exactly_one_retraining_even_across_a_crash(
             "retraining": {"minNewLabels": 0, "cooldown": "6h"},
         }
         k8s.create("drifty", spec)
-        wait_until("served", lambda: k8s.serving("drifty", v1), timeout=90)
+        wait_until("served", lambda: k8s.serving("drifty", v1), timeout=READY_TIMEOUT)
         # its own pod's 0.05 and 0.93, not the neighbours' 0.95 and 0.42 (same model version)
         wait_until(
             "drift read from Prometheus",
@@ -713,13 +852,21 @@ def test_sustained_drift_starts_exactly_one_retraining_even_across_a_crash(
 
 
 def test_manual_retraining_records_the_candidate_and_rolls_out_the_promotion(
-    operator: Operator, k8s: Cluster_, registry: MlflowClient
+    operator: Operator, k8s: Cluster_, registry: Registry, stores: Stores
 ) -> None:
+    """A person asks; the Job's pod trains on the newest dataset (1,000 reviews, where the
+    champion saw 200), registers the candidate with its trigger id and lineage, and the gate
+    promotes it. The operator records all of it from the registry and rolls it out."""
     model = f"op-{uuid.uuid4().hex[:8]}"
     v1 = register(registry, model)
     registry.set_registered_model_alias(model, "champion", v1)
-    created = k8s.create("manual", {"model": {"name": model, "alias": "champion"}})
-    wait_until("served", lambda: k8s.serving("manual", v1), timeout=90)
+    spec = {
+        "model": {"name": model, "alias": "champion"},
+        "retraining": {"dataset": stores.big, "minNewLabels": 0},
+        "promotion": {"minImprovement": MIN_IMPROVEMENT},
+    }
+    created = k8s.create("manual", spec)
+    wait_until("served", lambda: k8s.serving("manual", v1), timeout=READY_TIMEOUT)
 
     k8s.custom.patch_namespaced_custom_object(
         GROUP,
@@ -733,51 +880,14 @@ def test_manual_retraining_records_the_candidate_and_rolls_out_the_promotion(
     tid = trigger_id(created["metadata"]["uid"], "manual", "r1")
     job = wait_until("the manual Job", lambda: k8s.jobs(), timeout=60)[0]
     assert tid[:10] in job.metadata.name
-    # kwok completes the Job at once, before anything is registered: the operator keeps
-    # looking for the candidate (for 2 minutes after completion) instead of recording "none".
-    wait_until(
-        "the Job Complete",
-        lambda: _job_condition(_read_job(k8s, job.metadata.name), "Complete"),
-        timeout=60,
-    )
-    awaiting = wait_until(
-        "Retraining=True/AwaitingCandidate",
-        lambda: (
-            (c := k8s.condition("manual", "Retraining")).get("reason") == "AwaitingCandidate" and c
-        ),
-        timeout=30,
-    )
-    assert awaiting["status"] == "True" and tid in awaiting["message"]
-    assert k8s.status("manual")["lastRetraining"]["result"] == "Running"
-    assert not k8s.events("NoCandidate")
+    k8s.await_job(job.metadata.name, "Complete")
 
-    # What the Job's container would have done (kwok runs no container): train and register a
-    # version tagged with the trigger id and its lineage (textops/training/pipeline.py,
-    # textops/registry/lineage.py), then the gate judges it, tags its numbers and promotes it
-    # (textops/registry/gate.py).
-    lineage = {
-        "textops.dataset.id": "ds-manual-1",
-        "textops.dataset.sha256": "5" * 64,
-        "textops.git.commit": "0123456789abcdef0123456789abcdef01234567",
-        "textops.code.sha256": "c" * 64,
-        "textops.gate.metric": "macro_f1",
-        "textops.gate.challenger_value": "0.910000",
-        "textops.gate.champion_value": "0.880000",
-        "textops.gate.champion_version": v1,
-    }
-    v2 = register(
-        registry,
-        model,
-        {
-            "textops.trigger.id": tid,
-            "textops.gate.decision": "promoted",
-            "textops.gate.reason": "macro_f1 0.91 vs champion 0.88 (+0.03)",
-            **lineage,
-        },
+    [candidate] = registry.search_model_versions(
+        f"name = '{model}' and tags.`textops.trigger.id` = '{tid}'"
     )
-    run_id = registry.get_model_version(model, v2).run_id
-    registry.set_registered_model_alias(model, "champion", v2)
-
+    tags, v2 = candidate.tags, str(candidate.version)
+    assert tags["textops.gate.decision"] == "promoted", tags
+    assert registry.get_model_version_by_alias(model, "champion").version == v2
     wait_until(
         "candidate recorded",
         lambda: k8s.status("manual").get("lastRetraining", {}).get("decision") == "promoted",
@@ -787,7 +897,7 @@ def test_manual_retraining_records_the_candidate_and_rolls_out_the_promotion(
     assert last["candidateVersion"] == v2 and last["result"] == "Succeeded"
     assert last["trigger"] == "manual" and last["triggerId"] == tid
     assert k8s.status("manual")["lastManualRequest"] == "r1"
-    wait_until("promoted version served", lambda: k8s.serving("manual", v2), timeout=90)
+    wait_until("promoted version served", lambda: k8s.serving("manual", v2), timeout=READY_TIMEOUT)
     history = k8s.status("manual")["history"]
     events = [h["event"] for h in history]
     for expected in ("RetrainingStarted", "RetrainingSucceeded", "Promoted"):
@@ -795,21 +905,28 @@ def test_manual_retraining_records_the_candidate_and_rolls_out_the_promotion(
     # the candidate's lineage and the gate's numbers, from the status alone
     [succeeded] = [h for h in history if h["event"] == "RetrainingSucceeded"]
     [promoted] = [h for h in history if h["event"] == "Promoted"]
+    assert tags["textops.dataset.id"] == stores.big_dataset
+    # the training image recorded the commit of its sources; the Job's run names it
+    revision = images.source_revision(recipes.IMAGES["training"])
+    assert revision is not None and tags["textops.git.commit"] == revision.commit != "unknown"
     for record in (succeeded, promoted):
         assert (record["version"], record["job"], record["runId"]) == (
             v2,
             job.metadata.name,
-            run_id,
+            candidate.run_id,
         )
-        assert record["datasetId"] == "ds-manual-1"
-        assert record["datasetSha256"] == "5" * 64
-        assert record["gitCommit"] == lineage["textops.git.commit"]
-        assert record["codeSha256"] == "c" * 64
+        assert record["datasetId"] == stores.big_dataset
+        assert record["datasetSha256"] == tags["textops.dataset.sha256"]
+        assert record["gitCommit"] == tags["textops.git.commit"]
+        assert record["codeSha256"] == tags["textops.code.sha256"]
     assert "decision" not in succeeded
     assert promoted["decision"] == "promoted" and promoted["metric"] == "macro_f1"
-    assert (promoted["candidateValue"], promoted["championValue"]) == (0.91, 0.88)
+    assert (promoted["candidateValue"], promoted["championValue"]) == pytest.approx(
+        (float(tags["textops.gate.challenger_value"]), float(tags["textops.gate.champion_value"]))
+    )
+    assert promoted["candidateValue"] >= promoted["championValue"] + MIN_IMPROVEMENT
     assert promoted["championVersion"] == v1
-    assert "macro_f1 0.91 vs champion 0.88" in promoted["message"]
+    assert tags["textops.gate.reason"] in promoted["message"]
     assert not k8s.events("NoCandidate")
     assert len(k8s.jobs()) == 1
 
@@ -833,12 +950,6 @@ def _observations_after(k8s: Cluster_, name: str, count: int, timeout: float = 6
     return seen
 
 
-def _job_condition(job: Any, type_: str) -> Any:
-    return next(
-        (c for c in job.status.conditions or [] if c.type == type_ and c.status == "True"), None
-    )
-
-
 def _read_job(k8s: Cluster_, name: str) -> Any:
     return k8s.batch.read_namespaced_job(name, k8s.ns)
 
@@ -855,11 +966,12 @@ def _time(text: str) -> datetime:
 
 
 def test_failed_retraining_job_is_reported_promotes_nothing_and_backs_off(
-    operator: Operator, k8s: Cluster_, registry: MlflowClient, tmp_path: Path
+    operator: Operator, k8s: Cluster_, registry: Registry, stores: Stores, tmp_path: Path
 ) -> None:
-    """Manual Job fails (real Job controller, backoffLimit 1) → Failed condition, Warning
-    Event, champion untouched; sustained drift then waits out the back-off (no retry storm),
-    and the retry that fails again doubles the wait."""
+    """Manual Job fails (its pods run the training image on a dataset URI with no version;
+    the real Job controller, backoffLimit 1) → Failed condition, Warning Event, champion
+    untouched; sustained drift then waits out the back-off (no retry storm), and the retry
+    that fails again doubles the wait."""
     model = f"op-{uuid.uuid4().hex[:8]}"
     v1 = register(registry, model)
     registry.set_registered_model_alias(model, "champion", v1)
@@ -872,14 +984,16 @@ def test_failed_retraining_job_is_reported_promotes_nothing_and_backs_off(
                 "featureDrift": {"threshold": 0.2, "for": "2s"},
             },
             "retraining": {
-                "image": FAILING_IMAGE,
+                "dataset": stores.missing,
                 "minNewLabels": 0,
-                "cooldown": "45s",
+                # long enough for two failing pods (the Job controller waits 10 s between
+                # them) and the checks inside the window that follows
+                "cooldown": "90s",
                 "backoffLimit": 1,
             },
         }
         k8s.create("failing", spec)
-        wait_until("served", lambda: k8s.serving("failing", v1), timeout=90)
+        wait_until("served", lambda: k8s.serving("failing", v1), timeout=READY_TIMEOUT)
         k8s.custom.patch_namespaced_custom_object(
             GROUP,
             VERSION,
@@ -889,15 +1003,9 @@ def test_failed_retraining_job_is_reported_promotes_nothing_and_backs_off(
             {"metadata": {"annotations": {Annotation.RETRAIN: "r1"}}},
         )
         job = wait_until("the manual Job", lambda: k8s.jobs(), timeout=60)[0]
-        assert job.spec.template.spec.containers[0].image == FAILING_IMAGE
-        failed = wait_until(
-            "the Job controller to mark the Job Failed",
-            lambda: _job_condition(
-                k8s.batch.read_namespaced_job(job.metadata.name, k8s.ns), "Failed"
-            ),
-            timeout=90,
-        )
+        failed = k8s.await_job(job.metadata.name, "Failed")
         assert failed.reason == "BackoffLimitExceeded"
+        assert "no dataset versions" in k8s.job_log(job.metadata.name)
         assert _read_job(k8s, job.metadata.name).status.failed == 2  # backoffLimit 1: two pods
 
         wait_until(
@@ -913,7 +1021,7 @@ def test_failed_retraining_job_is_reported_promotes_nothing_and_backs_off(
         assert (retraining["status"], retraining["reason"]) == ("False", "JobFailed")
         until = _waits_until(retraining["message"])
         started = _time(st["lastRetraining"]["startedAt"])
-        assert until - started == timedelta(seconds=45)  # one failure: the cooldown
+        assert until - started == timedelta(seconds=90)  # one failure: the cooldown
         assert "(1 consecutive failure)" in retraining["message"]
         events = wait_until("a RetrainingFailed Event", lambda: k8s.events("RetrainingFailed"))
         assert events[0].type == "Warning" and job.metadata.name in events[0].message
@@ -941,33 +1049,36 @@ def test_failed_retraining_job_is_reported_promotes_nothing_and_backs_off(
         retry = wait_until(
             "the drift retraining after the back-off",
             lambda: [j for j in k8s.jobs() if j.metadata.name != job.metadata.name],
-            timeout=90,
+            timeout=150,
         )
         assert len(retry) == 1
         assert retry[0].metadata.annotations[f"{GROUP}/trigger"] == "drift"
         assert retry[0].metadata.creation_timestamp >= until
-        # It fails too (same image): the next wait is twice the cooldown.
+        # It fails too (same dataset): the next wait is twice the cooldown.
+        k8s.await_job(retry[0].metadata.name, "Failed")
         wait_until(
             "the second failure recorded",
             lambda: (
                 "(2 consecutive failures)"
                 in k8s.condition("failing", "Retraining").get("message", "")
             ),
-            timeout=90,
+            timeout=60,
         )
         st = k8s.status("failing")
         assert st["lastRetraining"]["job"] == retry[0].metadata.name
         second_until = _waits_until(k8s.condition("failing", "Retraining")["message"])
-        assert second_until - _time(st["lastRetraining"]["startedAt"]) == timedelta(seconds=90)
+        assert second_until - _time(st["lastRetraining"]["startedAt"]) == timedelta(seconds=180)
         assert len(k8s.events("RetrainingFailed")) == 2  # one per failure, not per pass
         assert len(k8s.jobs()) == 2
         assert registry.get_model_version_by_alias(model, "champion").version == v1
 
 
 def test_schedule_tick_starts_exactly_one_retraining(
-    operator: Operator, k8s: Cluster_, registry: MlflowClient, tmp_path: Path
+    operator: Operator, k8s: Cluster_, registry: Registry, stores: Stores, tmp_path: Path
 ) -> None:
-    """A real cron tick (every minute: the first one after creation is at most 60 s away)."""
+    """A real cron tick (every minute: the first one after creation is at most 60 s away)
+    starts one Job. Its pod trains on the champion's own dataset, so the candidate is the
+    champion again and the gate rejects it; the operator records the rejection."""
     model = f"op-{uuid.uuid4().hex[:8]}"
     v1 = register(registry, model)
     registry.set_registered_model_alias(model, "champion", v1)
@@ -975,32 +1086,32 @@ def test_schedule_tick_starts_exactly_one_retraining(
         spec = {
             "model": {"name": model, "alias": "champion"},
             "monitoring": {"prometheus": prometheus_url, "interval": "1s"},
-            "retraining": {"minNewLabels": 0, "triggers": {"schedule": "* * * * *"}},
+            "retraining": {
+                "dataset": stores.small,
+                "minNewLabels": 0,
+                "triggers": {"schedule": "* * * * *"},
+            },
+            "promotion": {"minImprovement": MIN_IMPROVEMENT},
         }
         created = k8s.create("nightly", spec)
         # Ticks at or before creation never fire: the first is the next whole minute.
         tick = _time(created["metadata"]["creationTimestamp"]).replace(second=0) + timedelta(
             minutes=1
         )
-        # What the Job's container would do: register a version tagged with its trigger id;
-        # this time the gate rejects it.
         tid = trigger_id(created["metadata"]["uid"], "schedule", format_time(tick))
-        v2 = register(
-            registry,
-            model,
-            {
-                "textops.trigger.id": tid,
-                "textops.gate.decision": "rejected",
-                "textops.gate.reason": "macro_f1 0.86 vs champion 0.88",
-            },
-        )
-        wait_until("served", lambda: k8s.serving("nightly", v1), timeout=90)
+        wait_until("served", lambda: k8s.serving("nightly", v1), timeout=READY_TIMEOUT)
         job = wait_until("the scheduled Job", lambda: k8s.jobs(), timeout=120)[0]
         assert job.metadata.creation_timestamp >= tick
         assert job.metadata.annotations[f"{GROUP}/trigger"] == "schedule"
         assert job.metadata.annotations[f"{GROUP}/trigger-id"] == tid
         env = {e.name: e.value for e in job.spec.template.spec.containers[0].env}
         assert env["TEXTOPS_TRIGGER"] == "schedule" and env["TEXTOPS_TRIGGER_ID"] == tid
+        k8s.await_job(job.metadata.name, "Complete")
+        [candidate] = registry.search_model_versions(
+            f"name = '{model}' and tags.`textops.trigger.id` = '{tid}'"
+        )
+        assert candidate.tags["textops.gate.decision"] == "rejected", candidate.tags
+        v2 = str(candidate.version)
 
         wait_until(
             "the rejected candidate recorded",
@@ -1024,7 +1135,7 @@ def test_schedule_tick_starts_exactly_one_retraining(
 
 
 def test_quality_drop_starts_a_retraining(
-    operator: Operator, k8s: Cluster_, registry: MlflowClient, tmp_path: Path
+    operator: Operator, k8s: Cluster_, registry: Registry, tmp_path: Path
 ) -> None:
     model = f"op-{uuid.uuid4().hex[:8]}"
     v1 = register(registry, model)
@@ -1046,7 +1157,7 @@ def test_quality_drop_starts_a_retraining(
             "retraining": {"minNewLabels": 0},
         }
         k8s.create("sliding", spec)
-        wait_until("served", lambda: k8s.serving("sliding", v1), timeout=90)
+        wait_until("served", lambda: k8s.serving("sliding", v1), timeout=READY_TIMEOUT)
         wait_until(
             "quality read with enough feedback",
             lambda: (
@@ -1090,7 +1201,7 @@ def test_quality_drop_starts_a_retraining(
 
 
 def test_quality_metric_macro_f1_is_read_from_the_confusion_of_the_feedback(
-    operator: Operator, k8s: Cluster_, registry: MlflowClient, tmp_path: Path
+    operator: Operator, k8s: Cluster_, registry: Registry, tmp_path: Path
 ) -> None:
     """Feedback that is 90 % right but never right on class T: accuracy 0.90 passes a minimum
     of 0.8, macro-F1 0.474 does not. The ModelDeployment asks for macro-F1 and gets it."""
@@ -1111,7 +1222,7 @@ def test_quality_metric_macro_f1_is_read_from_the_confusion_of_the_feedback(
         }
         k8s.create("balanced", spec)
         # the feedback is poor from the start, so the phase may go straight to Degraded
-        wait_until("rolled out", lambda: k8s.rolled_out("balanced", v1), timeout=90)
+        wait_until("rolled out", lambda: k8s.rolled_out("balanced", v1), timeout=READY_TIMEOUT)
         # F1 of S and of T, averaged; increase() extrapolates each series to the window's edges
         # on its own, so the ratio of two of them is exact only to about a percent
         expected = pytest.approx((2 * 90 / (2 * 90 + 10) + 0.0) / 2, abs=0.01)

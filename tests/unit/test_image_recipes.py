@@ -137,3 +137,52 @@ def test_the_base_recipe_is_named_by_its_content() -> None:
     assert args[-2:] == ["bookworm", "/out/base.tar"]
     assert "--include=python3,python3-venv,ca-certificates" in args
     assert recipes.base_tag().startswith("textops/python-base:3.11-bookworm-")
+
+
+def test_the_revision_is_the_newest_commit_of_the_inputs_and_the_digest_follows_it(
+    tmp_path: Path,
+) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    assert recipes.revision(f"{commit}\n", "") == recipes.Revision(commit, "false")
+    assert recipes.revision(commit, " M textops/cli.py\n") == recipes.Revision(commit, "true")
+    assert recipes.revision(None, None) == recipes.Revision("unknown", "unknown")  # no git
+    assert recipes.revision("", "") == recipes.Revision()  # no commit touches the paths
+    assert recipes.Revision(commit, "false").build_args() == {
+        "TEXTOPS_GIT_COMMIT": commit,
+        "TEXTOPS_GIT_DIRTY": "false",
+    }
+    training = recipes.revision_paths(recipes.IMAGES["training"])
+    for path in ("textops", "uv.lock", "pyproject.toml", "training/Dockerfile"):
+        assert path in training
+    assert "training/entrypoint.sh" in training
+    assert "bentos/classifier" in recipes.revision_paths(recipes.IMAGES["serving"])
+    assert "textops" not in recipes.revision_paths(recipes.IMAGES["mlflow"])
+
+    spec = recipes.IMAGES["operator"]
+    (tmp_path / "Dockerfile").write_text("FROM x")
+    files = [tmp_path / "Dockerfile"]
+
+    def digest(revision: recipes.Revision | None) -> str:
+        return recipes.input_digest(tmp_path, files, "", "base:1", spec, None, None, revision)
+
+    clean = digest(recipes.Revision(commit, "false"))
+    assert digest(recipes.Revision(commit, "true")) != clean
+    assert digest(recipes.Revision("f" * 40, "false")) != clean
+    assert digest(None) == recipes.input_digest(tmp_path, files, "", "base:1", spec)
+    args = recipes.docker_build_args(
+        spec, Path("/ctx"), "base:1", ["a:1"], build_args={"TEXTOPS_GIT_COMMIT": commit}
+    )
+    assert f"TEXTOPS_GIT_COMMIT={commit}" in args
+
+
+@pytest.mark.parametrize("name", ["operator", "training", "serving"])
+def test_the_textops_images_record_their_revision(name: str) -> None:
+    dockerfile = (ROOT / recipes.IMAGES[name].dockerfile).read_text()
+    final = dockerfile.rsplit("\nFROM ", 1)[1]
+    for line in (
+        "ARG TEXTOPS_GIT_COMMIT=unknown",
+        "ARG TEXTOPS_GIT_DIRTY=unknown",
+        "ENV TEXTOPS_GIT_COMMIT=${TEXTOPS_GIT_COMMIT} TEXTOPS_GIT_DIRTY=${TEXTOPS_GIT_DIRTY}",
+        "LABEL org.opencontainers.image.revision=${TEXTOPS_GIT_COMMIT}",
+    ):
+        assert line in final, (name, line)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -91,6 +93,21 @@ def test_lineage_tags_name_the_code_and_the_operator_trigger() -> None:
         "false",
         "unknown",
     )
+
+
+def test_outside_a_checkout_lineage_names_the_commit_the_image_recorded(tmp_path: Path) -> None:
+    from textops.registry.lineage import git_state
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    recorded = {"TEXTOPS_GIT_COMMIT": commit, "TEXTOPS_GIT_DIRTY": "false"}
+    assert git_state(tmp_path, recorded) == (commit, False)
+    assert git_state(tmp_path, {**recorded, "TEXTOPS_GIT_DIRTY": "true"}) == (commit, True)
+    assert git_state(tmp_path, {"TEXTOPS_GIT_COMMIT": commit}) == (commit, None)
+    assert git_state(tmp_path, {"TEXTOPS_GIT_COMMIT": "unknown"}) == (None, None)
+    assert git_state(tmp_path, {}) == (None, None)
+    # in a checkout, the checkout wins over what an environment says
+    here, _ = git_state(env=recorded)
+    assert here != commit and here is not None and len(here) == 40
 
 
 def test_serving_lineage_reads_the_version_tags_and_keeps_one_label_set() -> None:

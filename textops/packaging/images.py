@@ -251,6 +251,28 @@ def assemble_context(spec: ImageSpec, context: Path, binaries: dict[str, Path], 
             build_bento(ROOT / spec.bento, wheel, requirements, context / "bento", log)
 
 
+def source_revision(spec: ImageSpec) -> recipes.Revision | None:
+    """The commit the image's sources come from (recipes.Revision), for the images holding
+    textops; None for the others (they record none)."""
+    if not spec.with_project:
+        return None
+    paths = recipes.revision_paths(spec)
+    return recipes.revision(
+        _git("log", "-1", "--format=%H", "--", *paths), _git("status", "--porcelain", "--", *paths)
+    )
+
+
+def _git(*argv: str) -> str | None:
+    """git's output in the repository, or None (no git, not a checkout)."""
+    try:
+        done = subprocess.run(
+            ["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
 def build(spec: ImageSpec, base: str, cache: Path, *, force: bool = False) -> Built:
     """Build one image unless Docker has the image of the same inputs."""
     t0 = time.monotonic()
@@ -259,7 +281,10 @@ def build(spec: ImageSpec, base: str, cache: Path, *, force: bool = False) -> Bu
     binaries = {dest: tool_binary(name) for name, dest in spec.tools.items()}
     with (ROOT / "pyproject.toml").open("rb") as f:
         pyproject = tomllib.load(f)
-    digest = recipes.input_digest(ROOT, files, requirements, base, spec, pyproject, binaries)
+    revision = source_revision(spec)
+    digest = recipes.input_digest(
+        ROOT, files, requirements, base, spec, pyproject, binaries, revision
+    )
     image_tags = recipes.tags(spec, textops.__version__, digest)
     content_tag = image_tags[-1]
     if not force and image_exists(content_tag):
@@ -276,7 +301,8 @@ def build(spec: ImageSpec, base: str, cache: Path, *, force: bool = False) -> Bu
         say(f"{spec.name}: docker build --target {stage} ({tag})")
         _docker_build(spec, context, base, [tag], log, target=stage)
     say(f"{spec.name}: docker build ({content_tag})")
-    _docker_build(spec, context, base, image_tags, log)
+    build_args = revision.build_args() if revision else None
+    _docker_build(spec, context, base, image_tags, log, build_args=build_args)
     shutil.rmtree(context, ignore_errors=True)
     _forget_older_builds(spec, keep={content_tag, *stages.values()})
     return Built(spec.name, image_tags, False, time.monotonic() - t0, image_size(content_tag))
@@ -289,8 +315,12 @@ def _docker_build(
     image_tags: list[str],
     log: Path,
     target: str | None = None,
+    build_args: dict[str, str] | None = None,
 ) -> None:
-    argv = ["docker", *recipes.docker_build_args(spec, context, base, image_tags, target)]
+    argv = [
+        "docker",
+        *recipes.docker_build_args(spec, context, base, image_tags, target, build_args),
+    ]
     with log.open("a", encoding="utf-8") as fh:
         fh.write(f"$ {' '.join(argv)}\n")
         fh.flush()

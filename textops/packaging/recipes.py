@@ -187,13 +187,18 @@ def input_digest(
     spec: ImageSpec,
     pyproject: Mapping | None = None,
     binaries: Mapping[str, Path] | None = None,
+    revision: Revision | None = None,
 ) -> str:
     """sha256 over everything a build depends on: equal digests mean an equal image.
 
-    `binaries` are the tool-cache files the context gets (by their name in the context)."""
+    `binaries` are the tool-cache files the context gets (by their name in the context);
+    `revision` is what the image records of its commit."""
     h = hashlib.sha256()
     metadata = wheel_metadata(pyproject) if spec.with_project and pyproject else ""
-    for part in (RECIPE_VERSION, base_image, repr(spec), requirements, metadata):
+    parts = [RECIPE_VERSION, base_image, repr(spec), requirements, metadata]
+    if revision:  # images that record none keep the digests they had
+        parts.append(repr(revision))
+    for part in parts:
         h.update(part.encode())
         h.update(b"\0")
     named = [(str(path.relative_to(root)), path) for path in files]
@@ -204,6 +209,49 @@ def input_digest(
         h.update(path.read_bytes())
         h.update(b"\0")
     return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- the revision
+
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """The commit an image's sources come from, and whether the work tree differed from it.
+
+    It is the newest commit that changed one of the image's inputs (checking it out gives
+    the same files), not HEAD: a commit that leaves the inputs alone keeps the image, its
+    digest and its revision. The images carry it as TEXTOPS_GIT_COMMIT / TEXTOPS_GIT_DIRTY
+    (and the OCI revision label), so a run's lineage in a container names the commit too.
+    """
+
+    commit: str = UNKNOWN
+    dirty: str = UNKNOWN  # "true", "false" or "unknown"
+
+    def build_args(self) -> dict[str, str]:
+        return {"TEXTOPS_GIT_COMMIT": self.commit, "TEXTOPS_GIT_DIRTY": self.dirty}
+
+
+def revision_paths(spec: ImageSpec) -> list[str]:
+    """Repository paths whose content an image holds (what `git log`/`git status` look at)."""
+    paths = [spec.dockerfile, *spec.context_files]
+    if spec.installs_the_lock:
+        paths += ["pyproject.toml", "uv.lock"]
+    if spec.with_project:
+        paths += ["README.md", "textops"]
+    if spec.bento:
+        paths.append(spec.bento)
+    return sorted(set(paths))
+
+
+def revision(last_commit: str | None, status: str | None) -> Revision:
+    """From ``git log -1 --format=%H -- PATHS`` and ``git status --porcelain -- PATHS``
+    (None where git answered nothing: not a checkout, no git)."""
+    commit = (last_commit or "").strip()
+    if not commit or status is None:
+        return Revision()
+    return Revision(commit, "true" if status.strip() else "false")
 
 
 def tags(spec: ImageSpec, version: str, digest: str) -> list[str]:
@@ -235,9 +283,12 @@ def docker_build_args(
     base_image: str,
     image_tags: Iterable[str],
     target: str | None = None,
+    build_args: Mapping[str, str] | None = None,
 ) -> list[str]:
     """`docker build` with the classic builder (no BuildKit features are used)."""
     args = ["build", "--pull=false", "--build-arg", f"BASE_IMAGE={base_image}"]
+    for name, value in (build_args or {}).items():
+        args += ["--build-arg", f"{name}={value}"]
     if target:
         args += ["--target", target]
     for tag in image_tags:

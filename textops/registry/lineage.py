@@ -1,8 +1,10 @@
 """Pipeline lineage: which code produced a model, recorded as tags on every run and version.
 
-The git commit (and whether the work tree was dirty) identifies the code in a checkout; in a
-container there is no git, so a hash of the package's own source files identifies it too, and
-the image tag comes from ``TEXTOPS_IMAGE_TAG``.
+The git commit (and whether the work tree was dirty) identifies the code in a checkout. A
+container has no checkout: its image records the commit its sources come from
+(``TEXTOPS_GIT_COMMIT``, ``TEXTOPS_GIT_DIRTY``, set by the image build), a hash of the
+package's own source files identifies the code too, and the image tag comes from
+``TEXTOPS_IMAGE_TAG``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import textops
@@ -28,8 +31,23 @@ def code_hash(root: Path = PACKAGE_DIR) -> str:
     return digest.hexdigest()
 
 
-def git_state(cwd: Path = PACKAGE_DIR) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the checkout holding the package, or (None, None) outside git."""
+def git_state(
+    cwd: Path = PACKAGE_DIR, env: Mapping[str, str] | None = None
+) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the checkout holding the package; outside one, what the image
+    recorded (``env``: the process environment); (None, None) when neither knows."""
+    found = _checkout_state(cwd)
+    return found if found[0] else recorded_state(os.environ if env is None else env)
+
+
+def recorded_state(env: Mapping[str, str]) -> tuple[str | None, bool | None]:
+    """(commit, dirty) an image recorded of its sources (textops.packaging.recipes.Revision)."""
+    commit = env.get(Env.GIT_COMMIT) or Tag.UNKNOWN
+    dirty = {"true": True, "false": False}.get(env.get(Env.GIT_DIRTY) or "")
+    return (None, None) if commit == Tag.UNKNOWN else (commit, dirty)
+
+
+def _checkout_state(cwd: Path) -> tuple[str | None, bool | None]:
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
@@ -61,7 +79,8 @@ TRIGGER_ENV = {
 
 def lineage_tags(image_tag: str | None, env: dict[str, str] | None = None) -> dict[str, str]:
     """Tags naming the pipeline version and trigger; dataset tags are added by the caller."""
-    commit, dirty = git_state()
+    environ = os.environ if env is None else env
+    commit, dirty = git_state(env=environ)
     tags = {
         Tag.PACKAGE_VERSION: textops.__version__,
         Tag.CODE_SHA256: code_hash(),
@@ -70,7 +89,6 @@ def lineage_tags(image_tag: str | None, env: dict[str, str] | None = None) -> di
     }
     if image_tag:
         tags[Tag.IMAGE] = image_tag
-    environ = os.environ if env is None else env
     tags.update({tag: environ[var] for var, tag in TRIGGER_ENV.items() if environ.get(var)})
     return tags
 
