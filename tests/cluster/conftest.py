@@ -24,8 +24,9 @@ def chart_stack(
     Session-scoped: installing takes minutes on two cores. Tests give their ModelDeployments
     names of their own and delete them when done.
     """
-    del built_images  # imported into the node's containerd by k8s_cluster
-    stack = install(k8s_cluster, kube_api, tmp_path_factory.mktemp("stack"))
+    # imported into the node's containerd by k8s_cluster; the release names their builds
+    content_tags = {name: built.tags[-1] for name, built in built_images.items()}
+    stack = install(k8s_cluster, kube_api, tmp_path_factory.mktemp("stack"), content_tags)
     try:
         yield stack
     finally:

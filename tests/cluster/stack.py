@@ -3,7 +3,7 @@
 ``helm install`` with ``charts/textops/values-dev.yaml`` (the project's images and the
 stand-ins, pull policy Never) plus the overlay a user with a dedicated, tainted node pool
 writes: every component and every workload the operator creates tolerates the real node's
-taint and selects the node (kwok's fake nodes carry the older tests). The operator watches
+taint and selects the node. The operator watches
 only the release's namespace (other tests run operators of their own).
 
 What a test reaches from the host goes through ``kubectl port-forward`` to 127.0.0.1 or a
@@ -25,7 +25,7 @@ from kubernetes import client
 from tests.cluster.test_chart import helm
 from textops.demo.in_cluster import Installation, instant_query
 from textops.devcluster import Cluster, node
-from textops.devcluster.access import placement_values
+from textops.devcluster.access import image_values, placement_values
 from textops.operator.spec import GROUP, PLURAL, VERSION
 
 __all__ = ["Stack", "delete_when_done", "install", "instant_query", "uninstall"]
@@ -71,8 +71,9 @@ class Stack(Installation):
         )
 
 
-def install(cluster: Cluster, api: Any, workdir: Path) -> Stack:
-    """A new namespace and release; returns once ``helm install --wait`` did."""
+def install(cluster: Cluster, api: Any, workdir: Path, content_tags: dict[str, str]) -> Stack:
+    """A new namespace and release of the images ``content_tags`` name (as ``make
+    cluster-demo`` installs them); returns once ``helm install --wait`` did."""
     namespace = f"stack-{uuid.uuid4().hex[:6]}"
     client.CoreV1Api(api).create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
@@ -81,6 +82,8 @@ def install(cluster: Cluster, api: Any, workdir: Path) -> Stack:
     overlay.write_text(
         yaml.safe_dump(placement_values(namespace, reconcile_seconds=2)), encoding="utf-8"
     )
+    builds = workdir / "images.yaml"
+    builds.write_text(yaml.safe_dump(image_values(content_tags)), encoding="utf-8")
     release = f"s{uuid.uuid4().hex[:5]}"
     helm(
         cluster,
@@ -93,6 +96,8 @@ def install(cluster: Cluster, api: Any, workdir: Path) -> Stack:
         str(CHART / "values-dev.yaml"),
         "--values",
         str(overlay),
+        "--values",
+        str(builds),
         "--take-ownership",  # the CRD other modules of this session applied
         "--force-conflicts",
         "--wait",

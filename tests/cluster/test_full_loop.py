@@ -42,7 +42,6 @@ import yaml
 from kubernetes import client
 from mlflow.tracking import MlflowClient
 
-import textops
 from tests.cluster.seed import review_rows, textops_cli, write_rows
 from tests.cluster.stack import Stack, delete_when_done, instant_query
 from tests.plugins.cluster import port_forward, wait_until
@@ -175,6 +174,7 @@ class Loop:
     model: str
     query: Query  # an instant query against the in-cluster Prometheus
     t0: float
+    training_image: str  # the content tag the release names (the Jobs' image)
 
     @property
     def serving_url(self) -> str:
@@ -253,7 +253,7 @@ class Loop:
 
 
 def test_drift_retrains_promotes_and_rolls_out_then_a_candidate_without_new_data_is_rejected(
-    stack: Stack, tmp_path: Path
+    stack: Stack, built_images: dict[str, images.Built], tmp_path: Path
 ) -> None:
     t0 = time.monotonic()
     k8s = K8s(stack)
@@ -278,6 +278,7 @@ def test_drift_retrains_promotes_and_rolls_out_then_a_candidate_without_new_data
             model,
             lambda expr: instant_query(prometheus_url, expr),
             t0,
+            built_images["training"].tags[-1],
         )
         _story(loop, stack, tmp_path, data_uri, mlflow_url, s3_url)
     print(f"[e2e] total {time.monotonic() - t0:.0f}s")
@@ -640,7 +641,7 @@ def _assert_lineage(
         assert tags["textops.trigger"] == "drift"
         assert tags["textops.trigger.id"] == trigger_id
         assert tags["textops.modeldeployment"] == f"{loop.k8s.ns}/{NAME}"
-        assert tags["textops.image.tag"] == f"textops/training:{textops.__version__}"
+        assert tags["textops.image.tag"] == loop.training_image  # the build that ran
     gate = mv.tags
     assert gate["textops.gate.champion_version"] == champion_before
     assert gate["textops.gate.dataset"] == dataset["id"]

@@ -3,8 +3,8 @@
 The user's path of docs/install.md for clusters without Helm: one server-side apply of the
 kustomization (CRD, namespace, ServiceAccount, RBAC, the operator's Deployment, in an order
 that works on an empty cluster) through an overlay of the kind a user writes for their
-cluster: here it adds the real node's toleration and nodeSelector (kwok's fake nodes carry the
-other tests) and watches one namespace (the other tests run operators of their own). The
+cluster: here it adds the real node's toleration and nodeSelector (the node is tainted as a
+dedicated pool would be) and watches one namespace (the other tests run operators of their own). The
 operator must then run from its image under the manifests' RBAC and write a
 ModelDeployment's status; with no MLflow behind the manifests' default URL, the status must
 say the registry is unreachable (Degraded), not that the model does not exist.

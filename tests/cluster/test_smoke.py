@@ -1,8 +1,9 @@
 """Smoke tests proving the dev cluster is a real Kubernetes control plane.
 
 Each test exercises one piece a fake API server would not have: controllers (Deployment, Job,
-garbage collector), the scheduler plus kwok's fake kubelet, RBAC authorization of a
-ServiceAccount token, and the apiextensions server's structural-schema validation and pruning.
+garbage collector), the scheduler plus the real node's kubelet running containers of one of the
+project's images, RBAC authorization of a ServiceAccount token, and the apiextensions server's
+structural-schema validation and pruning.
 Every wait polls a condition with a deadline; nothing sleeps to synchronise.
 """
 
@@ -18,25 +19,41 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+import textops
 from tests.plugins.cluster import gone, wait_until
 from textops.devcluster import Cluster
+from textops.devcluster.access import REAL_NODE_TOLERATION
 from textops.devcluster.cluster import write_kubeconfig
 from textops.devcluster.node_config import NODE_NAME
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
-IMAGE = "registry.invalid/textops/fake:1"  # kwok never pulls it
+# any of the project's images the node holds; the containers only wait or exit
+IMAGE = f"textops/training:{textops.__version__}"
 
 
 def _labels(app: str) -> dict[str, str]:
     return {"app": app}
 
 
-def _pod_template(app: str) -> client.V1PodTemplateSpec:
+def _pod_template(app: str, command: list[str]) -> client.V1PodTemplateSpec:
+    """Pods on the real node (its taint tolerated), running ``command`` in IMAGE."""
+    container = client.V1Container(
+        name="main",
+        image=IMAGE,
+        image_pull_policy="Never",
+        command=command,
+        resources=client.V1ResourceRequirements(requests={"cpu": "10m", "memory": "16Mi"}),
+    )
     return client.V1PodTemplateSpec(
         metadata=client.V1ObjectMeta(labels=_labels(app)),
-        spec=client.V1PodSpec(containers=[client.V1Container(name="main", image=IMAGE)]),
+        spec=client.V1PodSpec(
+            containers=[container],
+            node_selector={"kubernetes.io/hostname": NODE_NAME},
+            tolerations=[client.V1Toleration(**REAL_NODE_TOLERATION)],
+            termination_grace_period_seconds=1,
+        ),
     )
 
 
@@ -46,7 +63,7 @@ def _deployment(name: str, replicas: int) -> client.V1Deployment:
         spec=client.V1DeploymentSpec(
             replicas=replicas,
             selector=client.V1LabelSelector(match_labels=_labels(name)),
-            template=_pod_template(name),
+            template=_pod_template(name, ["sleep", "3600"]),
         ),
     )
 
@@ -66,9 +83,7 @@ def test_version_is_the_pinned_release(k8s_cluster: Cluster, kubectl: Kubectl) -
     assert info["serverVersion"]["gitVersion"] == pinned
     assert info["clientVersion"]["gitVersion"] == pinned
     nodes = kubectl("get", "nodes", "-o", "name", check=True).stdout.split()
-    # the real node (tests/cluster/test_node.py), and kwok's for the tests of their era
-    assert f"node/{NODE_NAME}" in nodes
-    assert all(n.startswith("node/kwok-node-") for n in nodes if n != f"node/{NODE_NAME}")
+    assert nodes == [f"node/{NODE_NAME}"]  # the real node (tests/cluster/test_node.py) alone
 
 
 @pytest.mark.cluster
@@ -86,14 +101,17 @@ def test_deployment_becomes_available(kube_api: Any, k8s_namespace: str) -> None
     assert len(pods) == 3
     for pod in pods:
         assert pod.status.phase == "Running"
-        assert pod.spec.node_name and pod.spec.node_name.startswith("kwok-node-")
+        assert pod.spec.node_name == NODE_NAME
         assert _condition(pod, "Ready")
+        [state] = pod.status.container_statuses or [None]
+        assert state is not None and state.state.running
+        assert state.image.startswith("docker.io/textops/training:")
 
 
 @pytest.mark.cluster
 def test_job_completes(kube_api: Any, k8s_namespace: str) -> None:
     batch, core = client.BatchV1Api(kube_api), client.CoreV1Api(kube_api)
-    template = _pod_template("train")
+    template = _pod_template("train", ["python3", "-c", "print('trained')"])
     template.spec.restart_policy = "Never"
     job = client.V1Job(
         metadata=client.V1ObjectMeta(name="train"),
@@ -109,6 +127,8 @@ def test_job_completes(kube_api: Any, k8s_namespace: str) -> None:
     assert done.status.succeeded == 2
     pods = core.list_namespaced_pod(k8s_namespace, label_selector="job-name=train").items
     assert pods and all(p.status.phase == "Succeeded" for p in pods)
+    for pod in pods:  # the container ran and its output is the kubelet's to give
+        assert core.read_namespaced_pod_log(pod.metadata.name, k8s_namespace) == "trained\n"
 
 
 @pytest.mark.cluster

@@ -15,7 +15,7 @@ scrapes the serving pod. Then the operator's container is killed (SIGKILL throug
 containerd, not a graceful stop) while the ModelDeployment is scaled: the kubelet restarts the
 container and the restarted operator finishes the change from the resource's status alone.
 
-The real node is tainted in the test session (kwok's fake nodes carry the older tests), so
+The real node is tainted in the test session (as a dedicated node pool would be), so
 the install gives every component and the operator's workloads a toleration and a
 nodeSelector for it (``operator.config.workloadTolerations``, ``workloadNodeSelector``): the
 values a user sets for a dedicated node pool.

@@ -35,9 +35,7 @@ __all__ = ["REAL_NODE_TOLERATION", "port_forward", "wait_until"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "cluster: needs the dev Kubernetes cluster (a real node and kwok nodes)"
-    )
+    config.addinivalue_line("markers", "cluster: needs the dev Kubernetes cluster (its real node)")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -60,11 +58,15 @@ def k8s_cluster(
     tmp_path_factory: pytest.TempPathFactory,
     built_images: dict[str, images.Built],
 ) -> Iterator[Cluster]:
-    """A ready cluster: etcd, kube-apiserver, controller-manager, scheduler, the real node
-    (the project's images imported; tainted: pods need REAL_NODE_TOLERATION) and kwok.
+    """A ready cluster: etcd, kube-apiserver, controller-manager, scheduler and the real node
+    (the project's images imported; tainted, as a dedicated node pool would be: pods need
+    REAL_NODE_TOLERATION, which the chart's placement values and the operator's workload
+    settings give).
 
-    Env TEXTOPS_TEST_NODES sets the number of fake nodes (default 2). At the end the cluster
-    must leave nothing on the machine (no process, mount, device, iptables chain, cgroup).
+    Every pod of the suite runs on that node. Env TEXTOPS_TEST_NODES adds kwok fake nodes
+    (default 0: only the operator's scale benchmark needs more nodes than one machine has).
+    At the end the cluster must leave nothing on the machine (no process, mount, device,
+    iptables chain, cgroup).
     """
     problem = ""
     try:
@@ -73,7 +75,7 @@ def k8s_cluster(
         problem = str(exc)
     if problem:
         pytest.fail(problem, pytrace=False)
-    nodes = int(os.environ.get("TEXTOPS_TEST_NODES", "2"))
+    nodes = int(os.environ.get("TEXTOPS_TEST_NODES", "0"))
     workdir = tmp_path_factory.mktemp("k8s")
     previous = _sigterm_as_interrupt()
     t0 = time.monotonic()

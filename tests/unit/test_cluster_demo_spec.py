@@ -40,3 +40,22 @@ def test_the_demo_spec_reads_as_the_story_needs() -> None:
     assert spec.retraining.cooldown == timedelta(seconds=60)
     assert spec.monitoring.feature_drift.for_ == timedelta(seconds=10)
     assert spec.credentials_secret == CREDENTIALS
+
+
+def test_the_installs_name_each_build_by_its_content_tag() -> None:
+    """An upgrade after a rebuild changes the pod templates (the release tag would not)."""
+    from textops.devcluster.access import image_values
+    from textops.packaging import recipes
+
+    tags = {name: f"textops/{name}:in-{name[:4]}0123" for name in recipes.IMAGES}
+    values = image_values({**tags, "serving-embeddings": "textops/serving-embeddings:in-x"})
+    assert values["operator"]["image"]["tag"] == "in-oper0123"
+    assert values["operator"]["config"] == {
+        "servingImage": "textops/serving:in-serv0123",
+        "trainingImage": "textops/training:in-trai0123",
+    }
+    assert values["mlflow"]["image"]["tag"] == "in-mlfl0123"
+    assert values["mysql"]["image"]["tag"] == "in-mari0123"
+    assert values["minio"]["image"]["tag"] == "in-s3-s0123"
+    assert values["prometheus"]["image"]["tag"] == "in-prom0123"
+    assert set(values) == {"operator", "mlflow", "mysql", "minio", "prometheus"}

@@ -52,6 +52,7 @@ from textops.devcluster import Cluster
 from textops.devcluster.access import (
     ClusterAccessError,
     helm,
+    image_values,
     placement_values,
     port_forward,
     wait_for,
@@ -110,17 +111,27 @@ class Installation:
         return f"http://{self.plain(found)['spec']['clusterIP']}:{port}"
 
 
-def install(cluster: Cluster, api: Any, workdir: Path, reconcile_seconds: int = 2) -> Installation:
+def install(
+    cluster: Cluster,
+    api: Any,
+    workdir: Path,
+    content_tags: dict[str, str],
+    reconcile_seconds: int = 2,
+) -> Installation:
     """``helm upgrade --install --wait`` of the chart with the dev values into NAMESPACE.
 
     The overlay a user with a dedicated node writes (tolerate and select the real node), with
     the operator watching only NAMESPACE and reconciling every ``reconcile_seconds`` (the
-    chart's default 30 s would make the demo wait)."""
+    chart's default 30 s would make the demo wait), and the images named by their content
+    tags (``content_tags``: what was just built), so an upgrade after a rebuild restarts what
+    runs an image that changed."""
     overlay = workdir / "placement.yaml"
     overlay.parent.mkdir(parents=True, exist_ok=True)
     overlay.write_text(
         yaml.safe_dump(placement_values(NAMESPACE, reconcile_seconds)), encoding="utf-8"
     )
+    builds = workdir / "images.yaml"
+    builds.write_text(yaml.safe_dump(image_values(content_tags)), encoding="utf-8")
     helm(
         cluster,
         "upgrade",
@@ -134,6 +145,8 @@ def install(cluster: Cluster, api: Any, workdir: Path, reconcile_seconds: int = 
         str(CHART / "values-dev.yaml"),
         "--values",
         str(overlay),
+        "--values",
+        str(builds),
         "--wait",
         "--timeout=12m",
         timeout=900,
@@ -637,16 +650,19 @@ def main() -> int:
     from textops.devcluster import default_workdir
     from textops.devcluster.access import attach
     from textops.errors import TextopsError
+    from textops.packaging.images import BuildError, build_all
 
-    progress = Progress(total=STAGES + 1)
+    progress = Progress(total=STAGES + 2)
     try:
         cluster = attach(default_workdir())
         api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         home = load_settings().home
+        with progress.stage("the images (unchanged ones are reused)"):
+            content_tags = {built.name: built.tags[-1] for built in build_all()}
         with progress.stage(f"helm upgrade --install {RELEASE} (dev values) in {NAMESPACE}"):
-            inst = install(cluster, api, home / "cluster-demo")
+            inst = install(cluster, api, home / "cluster-demo", content_tags)
         run_cluster_demo(inst, home, progress=progress)
-    except TextopsError as exc:
+    except (TextopsError, BuildError) as exc:
         print(f"cluster demo failed: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -98,6 +98,43 @@ def placement_values(namespace: str, reconcile_seconds: int) -> dict[str, Any]:
     return values
 
 
+# Where the chart names each image built here (docs/images.md): a component's image tag, or
+# the image the operator gives its serving pods and Jobs.
+IMAGE_TAG_VALUES = {
+    "operator": ("operator", "image", "tag"),
+    "mlflow": ("mlflow", "image", "tag"),
+    "mariadb-standin": ("mysql", "image", "tag"),
+    "s3-standin": ("minio", "image", "tag"),
+    "prometheus-standin": ("prometheus", "image", "tag"),
+}
+WORKLOAD_IMAGE_VALUES = {
+    "serving": ("operator", "config", "servingImage"),
+    "training": ("operator", "config", "trainingImage"),
+}
+
+
+def image_values(content_tags: dict[str, str]) -> dict[str, Any]:
+    """Values naming exactly these builds (``{name: "textops/NAME:in-DIGEST"}``).
+
+    The release tag (0.1.0) stays the same across rebuilds, so a ``helm upgrade`` with it
+    leaves running pods on the old build; with the content tags a rebuilt image changes the
+    pod template (and the operator's workload images), and Kubernetes rolls what runs it.
+    """
+    values: dict[str, Any] = {}
+    for name, ref in sorted(content_tags.items()):
+        if name in IMAGE_TAG_VALUES:
+            path, value = IMAGE_TAG_VALUES[name], ref.rsplit(":", 1)[1]
+        elif name in WORKLOAD_IMAGE_VALUES:
+            path, value = WORKLOAD_IMAGE_VALUES[name], ref
+        else:
+            continue
+        node = values
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return values
+
+
 @contextlib.contextmanager
 def port_forward(cluster: Cluster, namespace: str, target: str, port: int) -> Iterator[str]:
     """``kubectl port-forward TARGET`` (``svc/NAME``, ``pod/NAME``) from a free loopback port.
