@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from textops.contracts import Env
-from textops.demo.scenario import DemoSize
 from textops.errors import InvalidDataError, TextopsError
 from textops.settings import Settings, load_settings
 
@@ -65,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # imported here, not above: it needs numpy, which the operator image (where `textops
+    # operator` runs) does not hold
+    from textops.demo.scenario import DemoSize
+
     parser = argparse.ArgumentParser(prog="textops", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -314,6 +317,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
 
 def _demo(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from textops.demo.loop import run_demo
+    from textops.demo.scenario import DemoSize
 
     size = DemoSize(
         first_training=args.first_training,

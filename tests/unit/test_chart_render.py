@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import pytest
 import yaml
 
 from textops.devcluster.tools import cache_root, versions
+from textops.packaging import recipes
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "textops"
@@ -498,14 +500,18 @@ def test_dockerfiles_install_only_the_locked_wheels(path: Path) -> None:
     """No version is written by hand: each Dockerfile runs images/install-locked.sh, which
     installs requirements.txt (exported from uv.lock by textops.packaging.images) from the
     context's wheels, then (except MLflow's image) the textops wheel, each with no index and
-    no dependency resolution of its own, and checks that the result is consistent."""
+    no dependency resolution of its own, and checks that the result is consistent. The
+    operator's image installs textops without its dependencies (recipes: the wheel alone)."""
     code = "\n".join(
         line for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith("#")
     )
     assert "==" not in code and "pip install" not in code, "installs outside the script"
-    runs = [line for line in code.splitlines() if "install-locked.sh" in line]
-    steps = [line.split()[-2] for line in runs if line.startswith("RUN ")]
-    assert steps == (["dependencies"] if "mlflow" in str(path) else ["dependencies", "project"])
+    script = "/tmp/install-locked.sh"
+    runs = [line.split() for line in code.splitlines() if line.startswith("RUN ")]
+    steps = [words[words.index(script) + 1] for words in runs if script in words]
+    spec = next(s for s in recipes.IMAGES.values() if ROOT / s.dockerfile == path)
+    project = "project" if spec.project_dependencies else "project-alone"
+    assert steps == ["dependencies", *([project] if spec.with_project else [])]
 
 
 def test_the_install_script_installs_exactly_the_context_and_checks_it() -> None:
@@ -520,12 +526,19 @@ def test_the_install_script_installs_exactly_the_context_and_checks_it() -> None
     assert len(installs) == 2
     for install in installs:
         assert "--no-index" in install and "--no-deps" in install, install
+    wheels, project = sorted(installs, key=lambda install: "/tmp/project/" in install)
     assert "--find-links /tmp/wheels --requirement /tmp/wheels/requirements.txt" in " ".join(
-        installs[0].split()
+        wheels.split()
     )
-    assert "/tmp/project/textops-*.whl" in installs[1]
+    assert "/tmp/project/textops-*.whl" in project
     assert code.count("pip check") == 2
     assert "python3 -m venv --without-pip" in code
+    # textops without its dependencies: no `pip check` (it would name them), an import of the
+    # modules the Dockerfile names instead
+    alone = re.search(r"^project-alone\)$(.*?);;", script, re.MULTILINE | re.DOTALL)
+    assert alone, "no project-alone mode"
+    assert "pip check" not in alone[1] and "install_project" in alone[1]
+    assert "import_module" in alone[1] and "stage_project" in alone[1]
 
 
 def test_bentofile_names_no_version_and_installs_the_lock() -> None:

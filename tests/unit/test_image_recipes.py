@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,94 @@ def test_serving_and_operator_images_carry_no_torch_unless_asked() -> None:
     assert "bentoml" in export(recipes.IMAGES["serving"])
     with_encoder = export(recipes.with_variant(recipes.IMAGES["serving"], "embeddings"))
     assert "torch" in with_encoder and "bentoml" in with_encoder
+
+
+def pyproject() -> dict[str, Any]:
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+def test_the_operator_image_holds_its_closure_and_none_of_the_main_dependencies() -> None:
+    spec = recipes.IMAGES["operator"]
+    selected = export(spec)
+    assert {"kopf", "kubernetes", "prometheus-client"} <= set(selected)
+    main = {name for group, name, _ in lock.declared(pyproject()) if group == ""}
+    for name in (
+        "mlflow",
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "xgboost-cpu",
+        "matplotlib",
+        "snownlp",
+    ):
+        assert name in main and name not in selected, name
+    assert not main & set(selected)
+    assert spec.with_project and not spec.project_dependencies  # the textops wheel, --no-deps
+    assert "--only-group" in recipes.export_args(spec, hashes=False)
+    with pytest.raises(ValueError, match="no variants"):
+        recipes.with_variant(spec, "embeddings")
+    with pytest.raises(ValueError, match="groups, not extras"):
+        recipes.ImageSpec("x", "Dockerfile", extras=("operator",), project_dependencies=False)
+
+
+def test_the_operator_image_group_is_the_operator_extra() -> None:
+    """uv exports a group's closure alone (--only-group), an extra only with the main
+    dependencies: the image installs the group `operator-image`, which must ask for what the
+    `operator` extra asks."""
+    toml = pyproject()
+    extra = toml["project"]["optional-dependencies"]["operator"]
+    assert toml["dependency-groups"]["operator-image"] == extra
+    assert recipes.IMAGES["operator"].groups == ("operator-image",)
+
+
+# Run in a fresh interpreter of this venv: the modules of any installed distribution outside
+# the selection cannot be imported, as in the image (optional imports, such as kubernetes's of
+# google-auth, fall back as they do there). Prints the top-level modules then loaded.
+ONLY_THE_SELECTION = """
+import importlib, importlib.abc, importlib.metadata, json, sys
+from textops.packaging.lock import canonical
+
+allowed = set(json.loads(sys.argv[1]))
+owners = importlib.metadata.packages_distributions()
+
+class OnlyTheSelection(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        dists = {canonical(d) for d in owners.get(name.partition(".")[0], [])}
+        if dists and not dists & allowed:
+            raise ModuleNotFoundError(f"No module named {name!r} (not selected)", name=name)
+        return None
+
+sys.meta_path.insert(0, OnlyTheSelection())
+for module in sys.argv[2:]:
+    importlib.import_module(module)
+print(json.dumps(sorted({name.partition(".")[0] for name in sys.modules})))
+"""
+
+
+def import_with_only(selection: set[str], *modules: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-c", ONLY_THE_SELECTION, json.dumps(sorted(selection)), *modules]
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def test_the_operator_imports_nothing_its_image_lacks() -> None:
+    """What the operator's Dockerfile proves at build time (install-locked.sh project-alone),
+    here without Docker: the modules it names import with the image's selection alone."""
+    spec = recipes.IMAGES["operator"]
+    text = (ROOT / spec.dockerfile).read_text(encoding="utf-8").replace("\\\n", " ")
+    run = next(line for line in text.splitlines() if "install-locked.sh project-alone" in line)
+    modules = run.split("project-alone", 1)[1].split()[1:]  # after the venv
+    assert "textops.operator.main" in modules and "textops.cli" in modules
+    selection = {*export(spec), lock.PROJECT}
+
+    done = import_with_only(selection, *modules)
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout))
+    assert {"kopf", "kubernetes", "prometheus_client"} <= loaded
+    assert not {"mlflow", "numpy", "pandas", "sklearn", "xgboost"} & loaded
+    # the fence holds: what needs a main dependency does not import
+    training = import_with_only(selection, "textops.demo.scenario")
+    assert training.returncode != 0 and "numpy" in training.stderr
 
 
 def test_the_mlflow_image_holds_its_group_and_not_the_project_dependencies() -> None:

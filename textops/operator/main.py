@@ -57,9 +57,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    # A handler must not hang for minutes on a dead MLflow: the client retries 7 times by default.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     kopf.configure(verbose=args.verbose)
     if not args.verbose:
         # Kopf logs every successful timer run at INFO: every few seconds per resource.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 # Bumped when the way contexts are assembled changes, so no build of the old way is reused.
@@ -39,11 +39,19 @@ class ImageSpec:
     dockerfile: str  # relative to the repository root
     extras: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
-    with_project: bool = True  # install the textops wheel and its main dependencies
+    with_project: bool = True  # install the textops wheel
+    # ... and its main dependencies. False: the wheel goes in with --no-deps, beside the
+    # closure of `groups` alone (an image whose code imports none of them: the operator)
+    project_dependencies: bool = True
     files: Mapping[str, str] = field(default_factory=dict)  # repo path -> path in the context
     bento: str | None = None  # a bento folder to `bentoml build` into the context's bento/
     # binaries from the tool cache (textops.packaging.images.TOOLS) -> path in the context
     tools: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.project_dependencies and self.extras:
+            # an extra is exported with the main dependencies: to go without them, use a group
+            raise ValueError(f"{self.name}: the textops wheel alone takes groups, not extras")
 
     @property
     def installs_the_lock(self) -> bool:
@@ -61,7 +69,14 @@ class ImageSpec:
 IMAGES: dict[str, ImageSpec] = {
     spec.name: spec
     for spec in (
-        ImageSpec("operator", "operator/Dockerfile", extras=("operator",)),
+        # The operator imports none of textops's main dependencies (it asks MLflow over its
+        # REST API): the closure of the `operator` extra, as the group `operator-image`.
+        ImageSpec(
+            "operator",
+            "operator/Dockerfile",
+            groups=("operator-image",),
+            project_dependencies=False,
+        ),
         ImageSpec(
             "training",
             "training/Dockerfile",
@@ -115,24 +130,19 @@ def with_variant(spec: ImageSpec, variant: str | None) -> ImageSpec:
         raise ValueError(f"unknown variant {variant!r}: one of {sorted(VARIANT_EXTRAS)}")
     if not spec.with_project:
         raise ValueError(f"the {spec.name} image does not install textops: it has no variants")
+    if not spec.project_dependencies:
+        raise ValueError(f"the {spec.name} image installs textops alone: it has no variants")
     if spec.tools:
         raise ValueError(f"the {spec.name} image has no variants")
-    return ImageSpec(
-        name=f"{spec.name}-{variant}",
-        dockerfile=spec.dockerfile,
-        extras=spec.extras + VARIANT_EXTRAS[variant],
-        groups=spec.groups,
-        with_project=spec.with_project,
-        files=spec.files,
-        bento=spec.bento,
-        tools=spec.tools,
+    return replace(
+        spec, name=f"{spec.name}-{variant}", extras=spec.extras + VARIANT_EXTRAS[variant]
     )
 
 
 def export_args(spec: ImageSpec, *, hashes: bool) -> list[str]:
     """`uv export` arguments giving the image's locked requirements (never the project)."""
     args = ["export", "--frozen", "--quiet", "--no-emit-project", "--format", "requirements.txt"]
-    if spec.with_project:
+    if spec.with_project and spec.project_dependencies:
         for extra in spec.extras:
             args += ["--extra", extra]
         for group in spec.groups:
