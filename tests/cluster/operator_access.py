@@ -27,8 +27,13 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def apply_crd(kubectl: Kubectl) -> None:
-    """The CRD from the (chart-generated) manifest, Established."""
-    kubectl("apply", "--server-side", "-f", str(CRD_FILE), check=True)
+    """The CRD from the (chart-generated) manifest, Established.
+
+    --force-conflicts: a release of the chart may own it by now (the same schema: the
+    manifest is generated from the chart), and a module's fixtures run again when the
+    session's order splits its tests around the ones on the shared installation."""
+    done = kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    assert done.returncode == 0, done.stderr
     kubectl("wait", "--for=condition=Established", "crd/modeldeployments.textops.io", check=True)
 
 
