@@ -121,12 +121,24 @@ def serving(base: Path, home: Path, name: str, **env: str) -> Iterator[tuple[str
         die_with_parent=True,
     )
     url = f"http://{LOOPBACK}:{port}"
+    # Each worker process loads its own model, and one connection reaches one worker: with
+    # several, wait until many connections in a row found a ready one, so a worker still
+    # loading has been asked too (it answers 503, which restarts the count).
+    workers = int(env.get("TEXTOPS_WORKERS", "1"))
+    in_a_row = 1 if workers == 1 else 16 * workers
+    ready = [0]
+
+    def all_ready() -> bool:
+        ready[0] = ready[0] + 1 if http_status(f"{url}/readyz") == 200 else 0
+        return ready[0] >= in_a_row
+
     try:
         wait_until(
-            lambda: http_status(f"{url}/readyz") == 200,
+            all_ready,
             timeout=240,
             what="waiting for the service's /readyz",
             proc=proc,
+            interval=0.05,
         )
         yield url, proc
     finally:
