@@ -25,7 +25,7 @@ def chart_stack(
     names of their own and delete them when done.
     """
     # imported into the node's containerd by k8s_cluster; the release names their builds
-    content_tags = {name: built.tags[-1] for name, built in built_images.items()}
+    content_tags = {name: built.content_tag for name, built in built_images.items()}
     stack = install(k8s_cluster, kube_api, tmp_path_factory.mktemp("stack"), content_tags)
     try:
         yield stack

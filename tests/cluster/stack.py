@@ -19,19 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
 from kubernetes import client
 
 from tests.cluster.test_chart import helm
 from textops.demo.in_cluster import Installation, instant_query
 from textops.devcluster import Cluster, node
-from textops.devcluster.access import image_values, placement_values
+from textops.devcluster.access import CHART, dev_values
 from textops.operator.spec import GROUP, PLURAL, VERSION
 
 __all__ = ["Stack", "delete_when_done", "install", "instant_query", "uninstall"]
-
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "textops"
 
 
 @dataclass(frozen=True)
@@ -78,12 +74,6 @@ def install(cluster: Cluster, api: Any, workdir: Path, content_tags: dict[str, s
     client.CoreV1Api(api).create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
     )
-    overlay = workdir / "placement.yaml"
-    overlay.write_text(
-        yaml.safe_dump(placement_values(namespace, reconcile_seconds=2)), encoding="utf-8"
-    )
-    builds = workdir / "images.yaml"
-    builds.write_text(yaml.safe_dump(image_values(content_tags)), encoding="utf-8")
     release = f"s{uuid.uuid4().hex[:5]}"
     helm(
         cluster,
@@ -92,12 +82,7 @@ def install(cluster: Cluster, api: Any, workdir: Path, content_tags: dict[str, s
         str(CHART),
         "--namespace",
         namespace,
-        "--values",
-        str(CHART / "values-dev.yaml"),
-        "--values",
-        str(overlay),
-        "--values",
-        str(builds),
+        *dev_values(workdir, namespace, 2, content_tags),
         "--take-ownership",  # the CRD other modules of this session applied
         "--force-conflicts",
         "--wait",

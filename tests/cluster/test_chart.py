@@ -123,16 +123,17 @@ def test_helm_install_upgrade_uninstall(
     built_images: dict[str, images.Built],
     tmp_path: Path,
 ) -> None:
-    del built_images  # imported into the node's containerd by k8s_cluster
     release = f"r{uuid.uuid4().hex[:6]}"
     base = f"{release}-textops"
-    placement = tmp_path / "placement.yaml"
-    placement.write_text(
-        yaml.safe_dump(access.placement_values(k8s_namespace, reconcile_seconds=10)), "utf-8"
-    )
-    common = ["--namespace", k8s_namespace]
-    for values in (CHART / "values-dev.yaml", CHART / "ci" / "ephemeral-values.yaml", placement):
-        common += ["--values", str(values)]
+    # the builds the node imported (k8s_cluster), named as make cluster-demo names them
+    content_tags = {name: built.content_tag for name, built in built_images.items()}
+    common = [
+        "--namespace",
+        k8s_namespace,
+        *access.dev_values(tmp_path, k8s_namespace, 10, content_tags),
+        "--values",
+        str(CHART / "ci" / "ephemeral-values.yaml"),
+    ]
     helm(
         k8s_cluster,
         "install",

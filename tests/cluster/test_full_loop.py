@@ -278,7 +278,7 @@ def test_drift_retrains_promotes_and_rolls_out_then_a_candidate_without_new_data
             model,
             lambda expr: instant_query(prometheus_url, expr),
             t0,
-            built_images["training"].tags[-1],
+            built_images["training"].content_tag,
         )
         _story(loop, stack, tmp_path, data_uri, mlflow_url, s3_url)
     print(f"[e2e] total {time.monotonic() - t0:.0f}s")

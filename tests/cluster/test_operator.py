@@ -221,8 +221,8 @@ def operator(
         "TEXTOPS_S3_ENDPOINT": stores.s3_url,
         "TEXTOPS_DATA_URI": stores.missing,  # a spec names its dataset when its Job must train
         "TEXTOPS_RECONCILE_SECONDS": "1",
-        "TEXTOPS_SERVING_IMAGE": built_images["serving"].tags[-1],
-        "TEXTOPS_TRAINING_IMAGE": built_images["training"].tags[-1],
+        "TEXTOPS_SERVING_IMAGE": built_images["serving"].content_tag,
+        "TEXTOPS_TRAINING_IMAGE": built_images["training"].content_tag,
         "TEXTOPS_IMAGE_PULL_POLICY": "Never",
         "TEXTOPS_WORKLOAD_TOLERATIONS": json.dumps([REAL_NODE_TOLERATION]),
         "TEXTOPS_WORKLOAD_NODE_SELECTOR": json.dumps({"kubernetes.io/hostname": NODE_NAME}),

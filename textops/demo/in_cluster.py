@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
 from kubernetes import client
 from mlflow.tracking import MlflowClient
 
@@ -50,10 +49,10 @@ from textops.demo.scenario import (
 )
 from textops.devcluster import Cluster
 from textops.devcluster.access import (
+    CHART,
     ClusterAccessError,
+    dev_values,
     helm,
-    image_values,
-    placement_values,
     port_forward,
     wait_for,
 )
@@ -62,7 +61,6 @@ from textops.progress import Progress
 from textops.serving.config import ServingConfig
 from textops.settings import load_settings
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "textops"
 NAMESPACE, RELEASE = "textops-demo", "demo"
 MDEP = "reviews"  # the ModelDeployment, its Deployment and Service
 CREDENTIALS = "reviews-s3"  # the Jobs' S3 keys (spec.credentialsSecret)
@@ -125,13 +123,6 @@ def install(
     chart's default 30 s would make the demo wait), and the images named by their content
     tags (``content_tags``: what was just built), so an upgrade after a rebuild restarts what
     runs an image that changed."""
-    overlay = workdir / "placement.yaml"
-    overlay.parent.mkdir(parents=True, exist_ok=True)
-    overlay.write_text(
-        yaml.safe_dump(placement_values(NAMESPACE, reconcile_seconds)), encoding="utf-8"
-    )
-    builds = workdir / "images.yaml"
-    builds.write_text(yaml.safe_dump(image_values(content_tags)), encoding="utf-8")
     helm(
         cluster,
         "upgrade",
@@ -141,12 +132,7 @@ def install(
         "--namespace",
         NAMESPACE,
         "--create-namespace",
-        "--values",
-        str(CHART / "values-dev.yaml"),
-        "--values",
-        str(overlay),
-        "--values",
-        str(builds),
+        *dev_values(workdir, NAMESPACE, reconcile_seconds, content_tags),
         "--wait",
         "--timeout=12m",
         timeout=900,
@@ -658,7 +644,7 @@ def main() -> int:
         api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         home = load_settings().home
         with progress.stage("the images (unchanged ones are reused)"):
-            content_tags = {built.name: built.tags[-1] for built in build_all()}
+            content_tags = {built.name: built.content_tag for built in build_all()}
         with progress.stage(f"helm upgrade --install {RELEASE} (dev values) in {NAMESPACE}"):
             inst = install(cluster, api, home / "cluster-demo", content_tags)
         run_cluster_demo(inst, home, progress=progress)

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+
 from textops.devservers.ports import LOOPBACK, free_port, port_open
 from textops.errors import TextopsError
 
@@ -21,6 +23,8 @@ from .node_config import NODE_NAME
 from .tools import find
 
 T = TypeVar("T")
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "textops"
 
 # What a pod needs to run on the real node when it is tainted (the test session's node).
 REAL_NODE_TOLERATION = {**REAL_NODE_TAINT, "operator": "Equal"}
@@ -133,6 +137,24 @@ def image_values(content_tags: dict[str, str]) -> dict[str, Any]:
             node = node.setdefault(key, {})
         node[path[-1]] = value
     return values
+
+
+def dev_values(
+    workdir: Path, namespace: str, reconcile_seconds: int, content_tags: dict[str, str]
+) -> list[str]:
+    """The ``--values`` arguments of an install on the dev cluster: values-dev.yaml, then the
+    placement overlay (``placement_values``) and these builds (``image_values``), the two
+    overlays written into ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    overlays = {
+        "placement.yaml": placement_values(namespace, reconcile_seconds),
+        "images.yaml": image_values(content_tags),
+    }
+    args = ["--values", str(CHART / "values-dev.yaml")]
+    for name, values in overlays.items():
+        (workdir / name).write_text(yaml.safe_dump(values), encoding="utf-8")
+        args += ["--values", str(workdir / name)]
+    return args
 
 
 @contextlib.contextmanager

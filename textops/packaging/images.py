@@ -153,6 +153,11 @@ class Built:
     seconds: float
     size_bytes: int
 
+    @property
+    def content_tag(self) -> str:
+        """``textops/NAME:in-<digest>``: exactly this build (recipes.tags puts it last)."""
+        return self.tags[-1]
+
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
 
